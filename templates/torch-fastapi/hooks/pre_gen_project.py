@@ -1,0 +1,32 @@
+"""Reject bad answers before any file is written.
+
+cookiecutter renders this script with Jinja and runs it in the new project folder;
+exiting non-zero makes cookiecutter delete that folder. The answers arrive as one JSON
+document inside a Python string literal, so no answer can change this code.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+ANSWERS = json.loads({{ cookiecutter | json_str | py_str }})
+
+
+def main() -> int:
+    """Validate the answers with the template's own rules; 0 when they pass."""
+    template_dir = Path(ANSWERS["_repo_dir"]).resolve()
+    sys.path.insert(0, str(template_dir))
+    import servegen_rules
+
+    spec = json.loads((template_dir / "cookiecutter.json").read_text(encoding="utf-8"))
+    choices = {k: v for k, v in spec.items() if isinstance(v, list) and not k.startswith("_")}
+    try:
+        servegen_rules.validate(ANSWERS, choices)
+    except servegen_rules.RuleError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

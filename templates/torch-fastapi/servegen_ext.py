@@ -1,0 +1,125 @@
+"""Jinja filters of the torch-fastapi template.
+
+cookiecutter loads this module through ``_extensions`` in ``cookiecutter.json`` (the
+template folder is on ``sys.path`` while it renders). Every value that the template
+places into TOML, YAML, JSON, Python or Markdown goes through the filter for that
+format, so free text (quotes, backslashes, newlines, ``{{``, ``#``, ``:``, unicode)
+comes out as a literal that reads back unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from jinja2 import Environment
+from jinja2.ext import Extension
+
+import servegen_rules
+
+
+def toml_str(value: Any) -> str:
+    """A TOML basic string (double-quoted, escaped per TOML 1.0)."""
+    out = ['"']
+    for ch in str(value):
+        code = ord(ch)
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ch == "\r":
+            out.append("\\r")
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\u{code:04X}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def json_str(value: Any) -> str:
+    """A JSON value, non-ASCII kept as is (files are UTF-8)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def yaml_str(value: Any) -> str:
+    """A YAML double-quoted scalar.
+
+    JSON string syntax is a subset of YAML's double-quoted style; characters outside
+    the printable set are escaped so strict YAML readers accept the file.
+    """
+    out = ['"']
+    for ch in str(value):
+        code = ord(ch)
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        elif code < 0x20 or 0x7F <= code <= 0x9F or code in (0x2028, 0x2029, 0xFEFF):
+            out.append(f"\\u{code:04X}")
+        elif 0xD800 <= code <= 0xDFFF or code in (0xFFFE, 0xFFFF):
+            out.append(f"\\u{code:04X}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def py_str(value: Any) -> str:
+    """A Python string literal (``repr`` of a str is always a valid literal)."""
+    return repr(str(value))
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~&:\"'=$%@^])")
+
+
+def md_text(value: Any) -> str:
+    """Markdown text that renders as the literal characters.
+
+    Every ASCII punctuation mark that Markdown could read as syntax is
+    backslash-escaped (CommonMark allows escaping any ASCII punctuation); newlines
+    become hard line breaks so the lines stay apart.
+    """
+    escaped = _MD_SPECIAL.sub(r"\\\1", str(value))
+    return escaped.replace("\n", "\\\n")
+
+
+def md_unescape(text: str) -> str:
+    """Inverse of :func:`md_text`, used by the tests to read text back."""
+    text = text.replace("\\\n", "\n")
+    return re.sub(r"\\([\\`*_{}\[\]()<>#+\-.!|~&:\"'=$%@^])", r"\1", text)
+
+
+def comment_text(value: Any) -> str:
+    """Text for a single-line ``#`` comment: newlines folded to spaces."""
+    return " ".join(str(value).split())
+
+
+def torch_compat(version: str, field: str) -> Any:
+    """Look up a field of the torch compatibility table."""
+    return servegen_rules.load_compat()[version][field]
+
+
+class ServegenExtension(Extension):
+    """Registers the template's filters on the cookiecutter Jinja environment."""
+
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
+        environment.filters["servegen_slug"] = servegen_rules.derive_slug
+        environment.filters["servegen_package"] = servegen_rules.derive_package
+        environment.filters["toml_str"] = toml_str
+        environment.filters["json_str"] = json_str
+        environment.filters["yaml_str"] = yaml_str
+        environment.filters["py_str"] = py_str
+        environment.filters["md_text"] = md_text
+        environment.filters["comment_text"] = comment_text
+        environment.filters["torch_compat"] = torch_compat
