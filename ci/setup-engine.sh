@@ -81,6 +81,10 @@ start_engine() {
         log "engine: answers (server $(docker version --format '{{.Server.Version}}' 2>/dev/null || echo '?'))"
         return
     fi
+    # A local dockerd would not answer on another host's address: say so instead.
+    if [[ -n ${DOCKER_HOST:-} && $DOCKER_HOST != unix:///var/run/docker.sock && $DOCKER_HOST != unix:///run/docker.sock ]]; then
+        die "the engine at DOCKER_HOST=$DOCKER_HOST does not answer (a local dockerd is started only for the default socket)"
+    fi
     is_root || die "the engine does not answer and starting dockerd needs root"
     command -v dockerd >/dev/null 2>&1 || die "dockerd not found (apt-get install docker.io)"
     local pid=

@@ -11,67 +11,15 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+LOG_NAME=test.sh
 cd "$REPO"
-VENV=${SERVEGEN_VENV:-$REPO/.venv}
-PYTHON=${PYTHON:-python3}
-REQUIRE_DOCKER=${SERVEGEN_REQUIRE_DOCKER:-0}
+# shellcheck source=ci/lib.sh
+. "$REPO/ci/lib.sh"
 
-stage() { printf '\n==> [test.sh %4ss] %s\n' "$SECONDS" "$*"; }
-note() { printf '    %s\n' "$*"; }
-fatal() {
-    printf '==> [test.sh] SET-UP FAILED: %s\n' "$*" >&2
-    exit 2
-}
+ensure_venv
+install_servegen
+setup_engine || note "docker tests will be skipped"
 
-# --- set-up ------------------------------------------------------------------------
-stage "virtual environment: $VENV"
-if [[ ! -x $VENV/bin/python ]]; then
-    command -v "$PYTHON" >/dev/null 2>&1 || fatal "no $PYTHON to create the virtual environment"
-    "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
-        fatal "$PYTHON is $("$PYTHON" -V 2>&1); servegen needs Python 3.11 or newer"
-    "$PYTHON" -m venv "$VENV" || fatal "python -m venv $VENV failed"
-    note "created with $("$VENV/bin/python" -V)"
-else
-    note "exists ($("$VENV/bin/python" -V))"
-fi
-export VIRTUAL_ENV=$VENV
-export PATH=$VENV/bin:$PATH
-export PIP_DISABLE_PIP_VERSION_CHECK=1
-
-# An editable install follows code changes by itself, so it is redone only when the
-# dependencies (pyproject.toml) change. A regular install (the fallback) is always redone.
-stage "install servegen with its dev extra"
-stamp=$VENV/.servegen-install
-want="editable $(sha256sum pyproject.toml | cut -d' ' -f1)"
-if [[ -f $stamp && $(<"$stamp") == "$want" ]] && python -c 'import generator' 2>/dev/null; then
-    note "up to date (pyproject.toml unchanged since the editable install)"
-elif python -m pip install --quiet -e '.[dev]'; then
-    printf '%s\n' "$want" >"$stamp"
-    note "installed (editable)"
-else
-    note "editable install failed; trying a regular install"
-    rm -f "$stamp"
-    python -m pip install --quiet '.[dev]' || fatal "pip install '.[dev]' failed"
-    note "installed (regular)"
-fi
-
-stage "container engine and stand-in images"
-engine_setup_failed() {
-    if [[ $REQUIRE_DOCKER == 1 ]]; then
-        fatal "$1 (SERVEGEN_REQUIRE_DOCKER=1: the docker tests must run)"
-    fi
-    note "$1; docker tests will be skipped"
-}
-if { ((EUID == 0)) && command -v apt-get >/dev/null 2>&1; } || docker info >/dev/null 2>&1; then
-    bash ci/setup-engine.sh --python "$VENV/bin/python" ||
-        engine_setup_failed "ci/setup-engine.sh failed"
-elif ((EUID != 0)); then
-    engine_setup_failed "not root and no engine answers: cannot install or start one"
-else
-    engine_setup_failed "no apt-get and no engine answers: cannot install one"
-fi
-
-# --- checks ------------------------------------------------------------------------
 failed=()
 run_check() {
     local name=$1 rc=0
@@ -81,7 +29,7 @@ run_check() {
     if ((rc == 0)); then
         note "$name passed"
     elif [[ $name == pytest && $rc == 5 ]]; then
-        # pytest exits 5 when it collected nothing: a suite that ran no test has proven nothing.
+        # pytest exits 5 when it collected nothing: a run that tested nothing proves nothing.
         note "pytest collected no tests: counted as a failure"
         failed+=("$name (no tests collected)")
     else
