@@ -13,14 +13,13 @@ import json
 import re
 from typing import Any
 
+import servegen_rules
 from jinja2 import Environment
 from jinja2.ext import Extension
 
-import servegen_rules
-
 
 def toml_str(value: Any) -> str:
-    """A TOML basic string (double-quoted, escaped per TOML 1.0)."""
+    """Quote text as a TOML basic string (double-quoted, escaped per TOML 1.0)."""
     out = ['"']
     for ch in str(value):
         code = ord(ch)
@@ -43,12 +42,26 @@ def toml_str(value: Any) -> str:
 
 
 def json_str(value: Any) -> str:
-    """A JSON value, non-ASCII kept as is (files are UTF-8)."""
+    """Dump a value as JSON, non-ASCII kept as is (files are UTF-8)."""
     return json.dumps(value, ensure_ascii=False)
 
 
+#: Characters YAML 1.1/1.2 readers refuse raw (outside its printable set) or treat as
+#: line breaks. Ref: YAML 1.2.2 spec, section 5.1 "Character Set".
+_YAML_NOT_PRINTABLE = frozenset((0x2028, 0x2029, 0xFEFF, 0xFFFE, 0xFFFF))
+
+
+def _yaml_needs_escape(code: int) -> bool:
+    return (
+        code < 0x20
+        or 0x7F <= code <= 0x9F
+        or 0xD800 <= code <= 0xDFFF
+        or code in _YAML_NOT_PRINTABLE
+    )
+
+
 def yaml_str(value: Any) -> str:
-    """A YAML double-quoted scalar.
+    """Quote text as a YAML double-quoted scalar.
 
     JSON string syntax is a subset of YAML's double-quoted style; characters outside
     the printable set are escaped so strict YAML readers accept the file.
@@ -64,9 +77,7 @@ def yaml_str(value: Any) -> str:
             out.append("\\n")
         elif ch == "\t":
             out.append("\\t")
-        elif code < 0x20 or 0x7F <= code <= 0x9F or code in (0x2028, 0x2029, 0xFEFF):
-            out.append(f"\\u{code:04X}")
-        elif 0xD800 <= code <= 0xDFFF or code in (0xFFFE, 0xFFFF):
+        elif _yaml_needs_escape(code):
             out.append(f"\\u{code:04X}")
         else:
             out.append(ch)
@@ -75,7 +86,7 @@ def yaml_str(value: Any) -> str:
 
 
 def py_str(value: Any) -> str:
-    """A Python string literal (``repr`` of a str is always a valid literal)."""
+    """Quote text as a Python string literal (``repr`` of a str always is one)."""
     return repr(str(value))
 
 
@@ -104,6 +115,20 @@ def comment_text(value: Any) -> str:
     return " ".join(str(value).split())
 
 
+def yaml_answer(value: Any, key: str) -> str:
+    """Write one answer as a YAML scalar of its kind.
+
+    Numbers stay numbers and yes/no answers booleans, so the recorded answers file
+    reads back with the types a user would write by hand; everything else is quoted.
+    """
+    kind = servegen_rules.RULES[key].kind
+    if kind == "int":
+        return str(int(value))
+    if kind == "bool":
+        return "true" if servegen_rules.check_bool(key, value) else "false"
+    return yaml_str(value)
+
+
 def torch_compat(version: str, field: str) -> Any:
     """Look up a field of the torch compatibility table."""
     return servegen_rules.load_compat()[version][field]
@@ -123,3 +148,9 @@ class ServegenExtension(Extension):
         environment.filters["md_text"] = md_text
         environment.filters["comment_text"] = comment_text
         environment.filters["torch_compat"] = torch_compat
+        environment.filters["yaml_answer"] = yaml_answer
+        # The hooks run as scripts from a temporary file, in the new project folder:
+        # they learn where the template lives from this global, not from __file__
+        # or from ``_repo_dir`` (which may be relative to a directory they cannot see).
+        environment.globals["servegen_template_dir"] = str(servegen_rules.TEMPLATE_DIR)
+        environment.globals["servegen_answer_keys"] = list(servegen_rules.ORDER)

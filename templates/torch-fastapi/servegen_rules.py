@@ -26,11 +26,43 @@ TEMPLATE_DIR = Path(__file__).resolve().parent
 #: the same name would shadow them.
 SHADOWED_NAMES = frozenset(
     {
-        "test", "tests", "torch", "fastapi", "starlette", "pydantic", "pydantic_settings",
-        "uvicorn", "sqlalchemy", "pymysql", "prometheus_client", "numpy", "httpx",
-        "anyio", "pytest", "typing_extensions", "cryptography", "scripts", "src", "app",
-        "site", "setuptools", "pip", "json", "logging", "typing", "asyncio", "os", "sys",
-        "types", "collections", "email", "http", "queue", "string", "random", "time",
+        "test",
+        "tests",
+        "torch",
+        "fastapi",
+        "starlette",
+        "pydantic",
+        "pydantic_settings",
+        "uvicorn",
+        "sqlalchemy",
+        "pymysql",
+        "prometheus_client",
+        "numpy",
+        "httpx",
+        "anyio",
+        "pytest",
+        "typing_extensions",
+        "cryptography",
+        "scripts",
+        "src",
+        "app",
+        "site",
+        "setuptools",
+        "pip",
+        "json",
+        "logging",
+        "typing",
+        "asyncio",
+        "os",
+        "sys",
+        "types",
+        "collections",
+        "email",
+        "http",
+        "queue",
+        "string",
+        "random",
+        "time",
     }
 )
 
@@ -95,7 +127,7 @@ def _text(key: str, value: Any, *, multiline: bool, max_len: int = MAX_TEXT_LEN)
 
 
 def check_project_name(value: Any) -> str:
-    """A human name: not blank, no path parts, starts with a letter."""
+    """Check a human name: not blank, no path parts, starts with a letter."""
     text = _text("project_name", value, multiline=False, max_len=MAX_NAME_LEN)
     if not text.strip():
         raise RuleError("project_name", "must not be empty or spaces only")
@@ -109,7 +141,7 @@ def check_project_name(value: Any) -> str:
 
 
 def check_slug(value: Any) -> str:
-    """Directory and distribution name: lower-case letters, digits, single dashes."""
+    """Check a slug (directory and distribution name): a-z, 0-9 and single dashes."""
     text = _text("project_slug", value, multiline=False, max_len=MAX_NAME_LEN)
     if not text:
         raise RuleError(
@@ -125,7 +157,7 @@ def check_slug(value: Any) -> str:
 
 
 def check_package(value: Any) -> str:
-    """Importable, not a keyword, not the name of a dependency."""
+    """Check a package name: importable, not a keyword, not a dependency's name."""
     text = _text("package_name", value, multiline=False, max_len=MAX_NAME_LEN)
     if not PACKAGE_RE.match(text):
         raise RuleError(
@@ -139,20 +171,25 @@ def check_package(value: Any) -> str:
 
 
 def check_db_name(value: Any) -> str:
-    """MySQL identifier kept to a portable subset."""
+    """Check a MySQL identifier, kept to a portable subset."""
     text = _text("db_name", value, multiline=False, max_len=64)
     if not DB_NAME_RE.match(text):
-        raise RuleError("db_name", f"{text!r} must start with a letter and hold only A-Z, a-z, 0-9, '_'")
+        raise RuleError(
+            "db_name", f"{text!r} must start with a letter and hold only A-Z, a-z, 0-9, '_'"
+        )
     return text
 
 
 def _int(key: str, value: Any, low: int, high: int) -> str:
+    # Only the canonical spelling is accepted ("8000", not "08000" or " 8000"): the
+    # template receives the answer as text on the plain cookiecutter path, so a second
+    # spelling of the same number would render a different file.
     if isinstance(value, bool):
         raise RuleError(key, f"must be a whole number, got {value!r}")
     if isinstance(value, int):
         number = value
-    elif isinstance(value, str) and re.fullmatch(r"[0-9]{1,9}", value.strip()):
-        number = int(value.strip())
+    elif isinstance(value, str) and re.fullmatch(r"0|[1-9][0-9]{0,8}", value):
+        number = int(value)
     else:
         raise RuleError(key, f"must be a whole number, got {value!r}")
     if not low <= number <= high:
@@ -161,19 +198,34 @@ def _int(key: str, value: Any, low: int, high: int) -> str:
 
 
 def check_port(value: Any) -> str:
-    """An unprivileged TCP port."""
+    """Check an unprivileged TCP port."""
     return _int("api_port", value, 1024, 65535)
 
 
+TRUE_WORDS = ("true", "yes", "y", "on", "1")
+FALSE_WORDS = ("false", "no", "n", "off", "0")
+
+
 def check_bool(key: str, value: Any) -> bool:
-    """A yes/no answer; accepts booleans and the usual words."""
+    """Read a yes/no answer; accepts booleans and the usual words."""
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "y", "on"):
+    if isinstance(value, str) and value.strip().lower() in TRUE_WORDS:
         return True
-    if isinstance(value, str) and value.strip().lower() in ("0", "false", "no", "n", "off"):
+    if isinstance(value, str) and value.strip().lower() in FALSE_WORDS:
         return False
     raise RuleError(key, f"must be yes or no, got {value!r}")
+
+
+def check_choice(key: str, value: Any, allowed: list[str]) -> str:
+    """Check that a choice answer is one of the listed values, given as text."""
+    if isinstance(value, bool) or not isinstance(value, str):
+        # A YAML answers file turns an unquoted 3.10 into the number 3.1: say so
+        # instead of comparing a number with the text choices.
+        raise RuleError(key, f"must be text (quote it), got the {type(value).__name__} {value!r}")
+    if value not in allowed:
+        raise RuleError(key, f"{value!r} is not one of: {', '.join(allowed)}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -182,12 +234,17 @@ class Rule:
 
     kind: str  # "text", "int", "bool", "choice"
     help: str
+    derived: bool = False  # its default is computed from earlier answers
 
 
 RULES: dict[str, Rule] = {
     "project_name": Rule("text", "Human-readable name; the slug and package are derived from it."),
-    "project_slug": Rule("text", "Directory, distribution and image name (a-z, 0-9, '-')."),
-    "package_name": Rule("text", "Import name of the service package (a-z, 0-9, '_')."),
+    "project_slug": Rule(
+        "text", "Directory, distribution and image name (a-z, 0-9, '-').", derived=True
+    ),
+    "package_name": Rule(
+        "text", "Import name of the service package (a-z, 0-9, '_').", derived=True
+    ),
     "description": Rule("text", "One line (or a few) describing the service; any text."),
     "author": Rule("text", "Author or owning team; any text."),
     "python_version": Rule("choice", "Python of the image and the project's venv."),
@@ -195,7 +252,7 @@ RULES: dict[str, Rule] = {
     "accelerator": Rule("choice", "cpu builds from the CPU wheel index; cuda reserves a GPU."),
     "model_format": Rule("choice", "Serialisation of the served model."),
     "api_port": Rule("int", "Port the service listens on inside the container (1024-65535)."),
-    "db_name": Rule("text", "MySQL database that receives the prediction log."),
+    "db_name": Rule("text", "MySQL database that receives the prediction log.", derived=True),
     "batching": Rule("bool", "Gather concurrent requests into one forward pass."),
     "batch_max_size": Rule("int", "Most items run in one forward pass (1-4096)."),
     "batch_max_wait_ms": Rule("int", "Longest a request waits for a batch to fill (0-1000 ms)."),
@@ -204,11 +261,64 @@ RULES: dict[str, Rule] = {
 ORDER = tuple(RULES)
 
 
+def check_answer(key: str, value: Any, choices: dict[str, list[str]]) -> Any:
+    """Check one answer on its own; return it normalised (text, or a bool)."""
+    if key not in RULES:
+        raise RuleError(key, "is not an option of this template")
+    if key in choices:
+        return check_choice(key, value, choices[key])
+    if key in _CHECKS:
+        return _CHECKS[key](value)
+    raise RuleError(key, "has no check (template error)")  # pragma: no cover
+
+
+_CHECKS: dict[str, Any] = {
+    "project_name": check_project_name,
+    "project_slug": check_slug,
+    "package_name": check_package,
+    "description": lambda v: _text("description", v, multiline=True),
+    "author": lambda v: _text("author", v, multiline=False, max_len=200),
+    "api_port": check_port,
+    "db_name": check_db_name,
+    "batching": lambda v: check_bool("batching", v),
+    "batch_max_size": lambda v: _int("batch_max_size", v, 1, 4096),
+    "batch_max_wait_ms": lambda v: _int("batch_max_wait_ms", v, 0, 1000),
+}
+
+
+def check_combination(answers: dict[str, Any], blame: str = "python_version") -> None:
+    """Rules between answers; applied to the keys present, ``blame`` names the culprit."""
+    if "torch_version" not in answers or "python_version" not in answers:
+        return
+    torch = load_compat().get(answers["torch_version"])
+    if torch is None:
+        raise RuleError(
+            "torch_version", f"{answers['torch_version']!r} is not in torch_compat.json"
+        )
+    if answers["python_version"] not in torch["python"]:
+        supported = ", ".join(torch["python"])
+        raise RuleError(
+            blame,
+            f"torch {answers['torch_version']} has no wheels for Python"
+            f" {answers['python_version']} (supported: {supported})",
+        )
+
+
+def validate_partial(
+    answers: dict[str, Any], choices: dict[str, list[str]], blame: str = "python_version"
+) -> dict[str, Any]:
+    """Check the answers given so far (used while prompting); return them normalised."""
+    out = {key: check_answer(key, answers[key], choices) for key in ORDER if key in answers}
+    check_combination(out, blame)
+    return out
+
+
 def validate(answers: dict[str, Any], choices: dict[str, list[str]]) -> dict[str, Any]:
     """Check every answer; return them normalised (strings, booleans) in a new dict.
 
     ``choices`` maps each choice option to its allowed values (from cookiecutter.json).
-    Raises RuleError for the first answer that breaks a rule.
+    Keys starting with ``_`` are cookiecutter's own and are ignored. Raises RuleError
+    for the first answer that breaks a rule.
     """
     unknown = sorted(k for k in answers if not k.startswith("_") and k not in RULES)
     if unknown:
@@ -216,33 +326,4 @@ def validate(answers: dict[str, Any], choices: dict[str, list[str]]) -> dict[str
     missing = [k for k in ORDER if k not in answers]
     if missing:
         raise RuleError(missing[0], "has no value")
-    out: dict[str, Any] = {}
-    out["project_name"] = check_project_name(answers["project_name"])
-    out["project_slug"] = check_slug(answers["project_slug"])
-    out["package_name"] = check_package(answers["package_name"])
-    out["description"] = _text("description", answers["description"], multiline=True)
-    out["author"] = _text("author", answers["author"], multiline=False, max_len=200)
-    for key in ("python_version", "torch_version", "accelerator", "model_format"):
-        value = answers[key]
-        if not isinstance(value, str) or value not in choices[key]:
-            allowed = ", ".join(choices[key])
-            raise RuleError(key, f"{value!r} is not one of: {allowed}")
-        out[key] = value
-    out["api_port"] = check_port(answers["api_port"])
-    out["db_name"] = check_db_name(answers["db_name"])
-    out["batching"] = check_bool("batching", answers["batching"])
-    out["batch_max_size"] = _int("batch_max_size", answers["batch_max_size"], 1, 4096)
-    out["batch_max_wait_ms"] = _int("batch_max_wait_ms", answers["batch_max_wait_ms"], 0, 1000)
-
-    compat = load_compat()
-    torch = compat.get(out["torch_version"])
-    if torch is None:
-        raise RuleError("torch_version", f"{out['torch_version']!r} is not in torch_compat.json")
-    if out["python_version"] not in torch["python"]:
-        supported = ", ".join(torch["python"])
-        raise RuleError(
-            "python_version",
-            f"torch {out['torch_version']} has no wheels for Python {out['python_version']}"
-            f" (supported: {supported})",
-        )
-    return out
+    return validate_partial(answers, choices)

@@ -2,7 +2,9 @@
 
 cookiecutter renders this script with Jinja and runs it in the new project folder;
 exiting non-zero makes cookiecutter delete that folder. The answers arrive as one JSON
-document inside a Python string literal, so no answer can change this code.
+document inside a Python string literal, so no answer can change this code. The
+template folder comes from the template's Jinja extension: ``_repo_dir`` may be a path
+relative to a working directory this script does not run in.
 """
 
 import json
@@ -10,15 +12,15 @@ import sys
 from pathlib import Path
 
 ANSWERS = json.loads({{ cookiecutter | json_str | py_str }})
+TEMPLATE_DIR = Path({{ servegen_template_dir | py_str }})
 
 
 def main() -> int:
     """Validate the answers with the template's own rules; 0 when they pass."""
-    template_dir = Path(ANSWERS["_repo_dir"]).resolve()
-    sys.path.insert(0, str(template_dir))
+    sys.path.insert(0, str(TEMPLATE_DIR))
     import servegen_rules
 
-    spec = json.loads((template_dir / "cookiecutter.json").read_text(encoding="utf-8"))
+    spec = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text(encoding="utf-8"))
     choices = {k: v for k, v in spec.items() if isinstance(v, list) and not k.startswith("_")}
     try:
         servegen_rules.validate(ANSWERS, choices)

@@ -1,0 +1,346 @@
+"""The ``servegen`` command line: parses, prompts, reports. Nothing else.
+
+Every failure reaches :meth:`ServegenGroup.main`, the one place that turns an
+exception into ``error: <message>`` on stderr and an exit code (2 for bad usage or a
+bad answer, see :mod:`generator.errors` for the rest). No traceback is shown for an
+error the user can fix; set ``SERVEGEN_DEBUG=1`` to see one for anything else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from generator import __version__
+from generator.errors import OptionError, ServegenError, UsageError
+from generator.options import OptionsBuilder
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def report_error(exc: BaseException) -> int:
+    """Print one ``error:`` line for an exception and return its exit code."""
+    if isinstance(exc, ServegenError):
+        message, code = exc.user_message(), exc.exit_code
+    elif isinstance(exc, typer.TyperException):
+        # Typer's own parsing errors (unknown flag, bad value, missing argument).
+        message, code = exc.format_message(), exc.exit_code
+        ctx = getattr(exc, "ctx", None)
+        if ctx is not None and code == EXIT_USAGE and message:
+            message += f" (see '{ctx.command_path} --help')"
+    elif isinstance(exc, typer.Abort | KeyboardInterrupt):
+        message, code = "interrupted", EXIT_INTERRUPTED
+    else:
+        if os.environ.get("SERVEGEN_DEBUG") == "1":
+            traceback.print_exception(exc)
+        message = f"internal error: {exc.__class__.__name__}: {exc} (SERVEGEN_DEBUG=1 shows more)"
+        code = 1
+    message = " ".join(message.split())
+    if message:  # empty for "no arguments: help shown"
+        typer.echo(f"error: {message}", err=True)
+    return code
+
+
+class ServegenGroup(TyperGroup):
+    """Typer's command group with servegen's single error-to-exit-code mapping."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """Run the CLI; exceptions become one ``error:`` line and an exit code."""
+        try:
+            result = super().main(
+                args,
+                prog_name or "servegen",
+                complete_var,
+                standalone_mode=False,
+                windows_expand_args=windows_expand_args,
+                **extra,
+            )
+            code = result if isinstance(result, int) else 0
+        except Exception as exc:
+            code = report_error(exc)
+        except KeyboardInterrupt as exc:
+            code = report_error(exc)
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+app = typer.Typer(
+    cls=ServegenGroup,
+    name="servegen",
+    help=(
+        "Scaffold a PyTorch + FastAPI model-serving service, then prove it with a real"
+        " Docker build and smoke run.\n\n"
+        "[bold]servegen new[/bold] renders a project from your answers;"
+        " [bold]servegen test DIR[/bold] builds it, starts its stack and probes it."
+    ),
+    rich_markup_mode="rich",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"servegen {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_version_callback,
+            is_eager=True,
+            help="Print the servegen version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Scaffold PyTorch + FastAPI model-serving services and prove them."""
+
+
+# --------------------------------------------------------------------------------- new
+
+
+def _ask(builder: OptionsBuilder) -> None:
+    """Ask every question not answered yet, re-asking a bad answer with the reason."""
+    typer.echo("Answer each question; Enter keeps the value in [brackets].")
+    for question in builder.pending():
+        if question.choices:
+            text = f"{question.text} ({'/'.join(question.choices)})"
+        elif question.kind == "bool":
+            text = f"{question.text} (yes/no)"
+        else:
+            text = question.text
+        while True:
+            try:
+                raw = typer.prompt(text, default=question.default, show_default=True)
+            except typer.Abort:
+                if not sys.stdin.isatty():
+                    raise UsageError(
+                        f"input ended before {question.key!r} was answered"
+                        " (pass --no-input to take the defaults)"
+                    ) from None
+                raise
+            try:
+                builder.answer(question.key, str(raw))
+                break
+            except OptionError as exc:
+                typer.echo(f"  invalid: {exc.reason}", err=True)
+
+
+@app.command()
+def new(
+    dest: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Project directory to create (default: the slug, under --output-dir).",
+            show_default=False,
+        ),
+    ] = None,
+    no_input: Annotated[
+        bool,
+        typer.Option("--no-input", help="Ask nothing: take defaults, the file and --set."),
+    ] = False,
+    sets: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            "-s",
+            metavar="KEY=VALUE",
+            help="Set one option (repeatable); see [bold]servegen options[/bold].",
+            show_default=False,
+        ),
+    ] = None,
+    answers: Annotated[
+        Path | None,
+        typer.Option(
+            "--answers",
+            "-a",
+            metavar="FILE",
+            help="Answers file, YAML or JSON (a project's .servegen-answers.yml works).",
+            show_default=False,
+        ),
+    ] = None,
+    output_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--output-dir",
+            "-o",
+            metavar="DIR",
+            help="Folder to create the project in (default: the current folder).",
+            show_default=False,
+        ),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            "-f",
+            help="Replace an existing servegen project at the destination (keeps secrets/).",
+        ),
+    ] = False,
+) -> None:
+    """Render a new service project from answers.
+
+    Values come from the defaults, then [bold]--answers[/bold], then [bold]--set[/bold],
+    then the questions (skipped with [bold]--no-input[/bold]). The project appears only
+    when everything succeeded; nothing is left behind on failure.
+    """
+    from generator.options import build_options
+    from generator.render import render
+    from generator.template import load_template
+
+    template = load_template()
+    builder = build_options(template, answers_file=answers, sets=sets)
+    if not no_input:
+        _ask(builder)
+    options = builder.build()
+    base = output_dir if output_dir is not None else Path.cwd()
+    target = base / (dest if dest is not None else Path(options.slug))
+    created = render(options, target, force=force)
+    typer.echo(f"Created {created}")
+    typer.echo(f"Next: servegen test {created}")
+
+
+# ----------------------------------------------------------------------------- options
+
+
+@app.command("options")
+def options_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print the Markdown of docs/options.md.")
+    ] = False,
+) -> None:
+    """List every option with its default, choices and help."""
+    from generator import reference
+    from generator.template import load_template
+
+    if as_json and as_markdown:
+        raise UsageError("choose one of --json and --markdown")
+    template = load_template()
+    if as_markdown:
+        typer.echo(reference.markdown(template), nl=False)
+        return
+    infos = reference.describe(template)
+    if as_json:
+        data = {
+            "template": template.name,
+            "template_version": template.version,
+            "options": [info.as_dict() for info in infos],
+        }
+        typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Options of template {template.name} {template.version}")
+    table.add_column("option", style="bold")
+    table.add_column("default")
+    table.add_column("choices")
+    table.add_column("help")
+    for info in infos:
+        default = info.default_plain()
+        if info.derived_from:
+            default += f"\n({info.derivation()})"
+        table.add_row(info.name, default, ", ".join(info.choices) or "-", info.help)
+    Console(soft_wrap=False).print(table)
+
+
+# -------------------------------------------------------------------------------- test
+
+
+@app.command("test")
+def test_cmd(
+    project_dir: Annotated[
+        Path,
+        typer.Argument(
+            help="A generated project directory.",
+            exists=True,
+            file_okay=False,
+            dir_okay=True,
+            show_default=False,
+        ),
+    ],
+    base_image: Annotated[
+        str | None,
+        typer.Option(help="Build the app image FROM this image (build arg BASE_IMAGE)."),
+    ] = None,
+    db_image: Annotated[
+        str | None, typer.Option(help="Run the database from this image (MYSQL_IMAGE).")
+    ] = None,
+    wheelhouse: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DIR|auto",
+            help="Install wheels from this folder during the build ('auto' fills one).",
+        ),
+    ] = None,
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Leave the stack running after the checks.")
+    ] = False,
+    json_path: Annotated[
+        Path | None,
+        typer.Option("--json", metavar="FILE", help="Also write the report as JSON."),
+    ] = None,
+    ready_timeout: Annotated[
+        float, typer.Option(min=1.0, help="Seconds to wait for the service to be ready.")
+    ] = 180.0,
+    docker_host: Annotated[
+        str | None, typer.Option(help="Docker engine to use (default: DOCKER_HOST).")
+    ] = None,
+    model_sha256: Annotated[str | None, typer.Option(hidden=True)] = None,
+) -> None:
+    """Build the project's image, start its stack, and smoke-test it over HTTP and SQL.
+
+    Exit codes: 0 passed, 2 bad usage, 3 engine or tool missing, 4 build failed,
+    5 a smoke check failed.
+    """
+    try:
+        from generator.harness.runner import HarnessOptions, run
+    except ImportError as exc:
+        from generator.errors import EnvironmentMissing
+
+        raise EnvironmentMissing(f"the test harness is not available: {exc}") from exc
+
+    code = run(
+        HarnessOptions(
+            project_dir=project_dir,
+            base_image=base_image,
+            db_image=db_image,
+            wheelhouse=wheelhouse,
+            keep=keep,
+            json_path=json_path,
+            ready_timeout=ready_timeout,
+            docker_host=docker_host,
+            model_sha256_override=model_sha256,
+        )
+    )
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    """Entry point of the ``servegen`` console script."""
+    app()

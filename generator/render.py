@@ -1,0 +1,161 @@
+"""Render validated options into a project directory, atomically.
+
+The template is rendered through cookiecutter's own ``generate_files`` with a context
+built the way ``cookiecutter.main.cookiecutter`` builds it, but with every answer
+already resolved: cookiecutter's ``prompt_for_config`` would evaluate each value as a
+Jinja template, and a user's text must never be code. Rendering happens in a
+temporary folder beside the destination (same file system, so the final move is a
+rename); the destination appears only when everything, hooks included, succeeded.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from generator.errors import RenderError, UsageError
+from generator.options import Options
+from generator.template import on_sys_path
+
+#: The file every generated project records its answers in.
+ANSWERS_FILE = ".servegen-answers.yml"
+
+#: Folder of per-project secrets written by the template's post-generation hook.
+SECRETS_DIR = "secrets"
+
+
+def build_context(options: Options, output_dir: Path) -> OrderedDict[str, Any]:
+    """Return the cookiecutter context for these answers, as cookiecutter would make it.
+
+    Private keys of ``cookiecutter.json`` (``_extensions``, ``_template_version``...)
+    are kept as written, ``__prompts__`` is dropped (cookiecutter pops it while
+    prompting), and the four keys cookiecutter adds (``_template``, ``_output_dir``,
+    ``_repo_dir``, ``_checkout``) are set so hooks see what they would see there.
+    """
+    template = options.template
+    values = options.context_values()
+    answers: OrderedDict[str, Any] = OrderedDict()
+    for key, raw in template.spec.items():
+        if key == "__prompts__":
+            continue
+        answers[key] = values.get(key, raw)
+    answers["_template"] = str(template.path)
+    answers["_output_dir"] = str(output_dir)
+    answers["_repo_dir"] = str(template.path)
+    answers["_checkout"] = None
+    context: OrderedDict[str, Any] = OrderedDict()
+    context["cookiecutter"] = answers
+    context["_cookiecutter"] = {k: v for k, v in template.spec.items() if not k.startswith("_")}
+    return context
+
+
+def _check_destination(dest: Path, force: bool) -> None:
+    if not dest.exists() and not dest.is_symlink():
+        return
+    if not force:
+        raise UsageError(f"{dest} already exists (use --force to replace it)")
+    if not dest.is_dir() or dest.is_symlink():
+        raise UsageError(f"{dest} exists and is not a directory; refusing to replace it")
+    # --force replaces a servegen project (or an empty folder), never an arbitrary tree:
+    # a mistyped destination must not cost someone their home directory.
+    if any(dest.iterdir()) and not (dest / ANSWERS_FILE).is_file():
+        raise UsageError(
+            f"{dest} is not a servegen project (no {ANSWERS_FILE}); refusing to replace it"
+        )
+
+
+def _missing_parents(path: Path) -> list[Path]:
+    missing = []
+    for parent in path.parents:
+        if parent.exists():
+            break
+        missing.append(parent)
+    return missing
+
+
+def render(options: Options, dest: Path, *, force: bool = False) -> Path:
+    """Render the project into ``dest``; return its absolute path.
+
+    An existing ``dest`` is refused unless ``force``; with ``force`` the old tree stays
+    in place until the new one is complete, and the old ``secrets/`` files are carried
+    over so passwords (and the database volume that uses them) survive a re-render.
+    Any failure removes everything this call created.
+    """
+    dest = Path(os.path.abspath(dest))
+    _check_destination(dest, force)
+    created_parents = _missing_parents(dest)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".servegen-new-", dir=dest.parent))
+    except OSError as exc:
+        _remove_created(created_parents)
+        raise RenderError(f"cannot create {dest.parent}: {exc.strerror or exc}") from exc
+    done = False
+    try:
+        project = _generate(options, staging)
+        if dest.is_dir():
+            _carry_secrets(dest, project)
+        _move_into_place(project, dest, staging)
+        done = True
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if not done:
+            _remove_created(created_parents)
+    return dest
+
+
+def _generate(options: Options, staging: Path) -> Path:
+    """Run cookiecutter's generator (hooks included) into ``staging``."""
+    from cookiecutter.exceptions import CookiecutterException
+    from cookiecutter.generate import generate_files
+    from jinja2 import TemplateError
+
+    context = build_context(options, staging)
+    try:
+        with on_sys_path(options.template.path):
+            project = generate_files(
+                repo_dir=str(options.template.path),
+                context=context,
+                output_dir=str(staging),
+                accept_hooks=True,
+            )
+    except CookiecutterException as exc:
+        raise RenderError(f"template {options.template.name} failed to render: {exc}") from exc
+    except TemplateError as exc:
+        raise RenderError(f"template {options.template.name} has a Jinja error: {exc}") from exc
+    except OSError as exc:
+        raise RenderError(f"cannot write the project: {exc}") from exc
+    return Path(project)
+
+
+def _carry_secrets(old: Path, new: Path) -> None:
+    source = old / SECRETS_DIR
+    if source.is_dir():
+        shutil.copytree(source, new / SECRETS_DIR, dirs_exist_ok=True)
+
+
+def _move_into_place(project: Path, dest: Path, staging: Path) -> None:
+    if not dest.exists():
+        os.rename(project, dest)
+        return
+    # Keep the old tree aside until the new one is in place, then drop it.
+    retired = staging / ".retired"
+    os.rename(dest, retired)
+    try:
+        os.rename(project, dest)
+    except BaseException:
+        os.rename(retired, dest)
+        raise
+
+
+def _remove_created(parents: list[Path]) -> None:
+    # ``parents`` lists the folders this call created, deepest first.
+    for parent in parents:
+        try:
+            parent.rmdir()
+        except OSError:
+            break
