@@ -1,0 +1,96 @@
+"""What the harness needs to know about a generated project, read without changing it.
+
+The answers recorded in ``.servegen-answers.yml`` give the slug, port and database name;
+a project rendered by an older template or edited by hand falls back to the directory
+name and the contract's defaults (docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from generator.harness.errors import UsageError
+
+ANSWERS_FILE = ".servegen-answers.yml"
+SAMPLE_REQUEST = Path("examples") / "predict_request.json"
+REQUIRED_FILES = ("compose.yaml", "Dockerfile", "requirements.txt", str(SAMPLE_REQUEST))
+SECRET_NAMES = ("db_password", "db_root_password")
+
+_ARG_BASE = re.compile(r"^\s*ARG\s+BASE_IMAGE\s*=\s*(\S+)\s*$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Project:
+    """A generated project on disk."""
+
+    root: Path
+    slug: str
+    api_port: int
+    db_name: str
+    python_version: str
+    default_base_image: str | None
+    answers: dict[str, Any]
+
+    @property
+    def compose_file(self) -> Path:
+        """The project's own compose file (never edited by the harness)."""
+        return self.root / "compose.yaml"
+
+    @property
+    def sample_request(self) -> Path:
+        """The sample ``POST /predict`` body the project carries."""
+        return self.root / SAMPLE_REQUEST
+
+    def missing_secrets(self) -> list[str]:
+        """Secret names whose ``secrets/<name>.txt`` is absent (a fresh clone)."""
+        return [n for n in SECRET_NAMES if not (self.root / "secrets" / f"{n}.txt").is_file()]
+
+
+def load_project(root: Path) -> Project:
+    """Read a project directory; a directory that is not a generated project is UsageError."""
+    root = Path(root).resolve()
+    if not root.is_dir():
+        raise UsageError(f"{root} is not a directory")
+    missing = [name for name in REQUIRED_FILES if not (root / name).is_file()]
+    if missing:
+        raise UsageError(
+            f"{root} does not look like a generated project (missing {', '.join(missing)})"
+        )
+    answers = _read_answers(root / ANSWERS_FILE)
+    try:
+        json.loads((root / SAMPLE_REQUEST).read_text(encoding="utf-8"))
+    except (ValueError, OSError) as exc:
+        raise UsageError(f"{root / SAMPLE_REQUEST} is not valid JSON ({exc})") from None
+    slug = str(answers.get("project_slug") or root.name)
+    try:
+        api_port = int(answers.get("api_port", 8000))
+    except (TypeError, ValueError):
+        raise UsageError(f"{ANSWERS_FILE}: api_port is not a number") from None
+    package = str(answers.get("package_name") or slug.replace("-", "_"))
+    dockerfile = (root / "Dockerfile").read_text(encoding="utf-8")
+    match = _ARG_BASE.search(dockerfile)
+    return Project(
+        root=root,
+        slug=slug,
+        api_port=api_port,
+        db_name=str(answers.get("db_name") or package),
+        python_version=str(answers.get("python_version") or "3.11"),
+        default_base_image=match[1].strip("\"'") if match else None,
+        answers=answers,
+    )
+
+
+def _read_answers(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{path} is not valid YAML ({exc.__class__.__name__})") from None
+    return data if isinstance(data, dict) else {}
