@@ -1,0 +1,271 @@
+"""Image and build benchmarks: servegen's multi-stage image against the naive pattern.
+
+Both images are built from the same generated project, the same base image and the
+same wheelhouse, through the harness's BuildKit build, one after the other on the same
+engine. The baseline project is a copy with ``benchmarks/naive/Dockerfile`` and no
+``.dockerignore``. Three builds of each are timed: cold (no layer cache), after a
+code-only change, and after a requirements change. After each rebuild the layer ids are
+compared with the image before it, and the engine's disk-usage report gives the bytes
+held only by the new image, i.e. what the rebuild really rewrote.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks import dockerutil, harness_adapter
+from benchmarks.report import Results, Row, Target
+from benchmarks.stats import fmt_bytes
+
+NAIVE_DOCKERFILE = Path(__file__).resolve().parent / "naive" / "Dockerfile"
+#: The package the requirements change adds: small, pure Python, no dependencies.
+EXTRA_REQUIREMENT = "six==1.17.0"
+BASELINE = "naive single-stage"
+
+
+def package_name(project_dir: Path) -> str:
+    """The one package under ``src/``."""
+    packages = [p.name for p in (project_dir / "src").iterdir() if (p / "__init__.py").is_file()]
+    if len(packages) != 1:
+        raise ValueError(f"expected one package under {project_dir / 'src'}, found {packages}")
+    return packages[0]
+
+
+def make_naive_copy(project_dir: Path, dest: Path) -> Path:
+    """Copy the project to ``dest`` with the naive Dockerfile and no ``.dockerignore``.
+
+    The wheels are hard-linked (same bytes, no second copy on disk); every other file is
+    copied, so a change made to one project never shows up in the other.
+    """
+    wheels = project_dir / "wheels"
+    shutil.copytree(project_dir, dest, ignore=shutil.ignore_patterns("wheels"))
+    (dest / "wheels").mkdir(exist_ok=True)
+    for wheel in wheels.glob("*") if wheels.is_dir() else []:
+        try:
+            os.link(wheel, dest / "wheels" / wheel.name)
+        except OSError:
+            shutil.copy2(wheel, dest / "wheels" / wheel.name)
+    (dest / ".dockerignore").unlink(missing_ok=True)
+    text = NAIVE_DOCKERFILE.read_text(encoding="utf-8")
+    app_module = f"{package_name(project_dir)}.main:app"
+    text = re.sub(r"^ARG APP_MODULE=.*$", f"ARG APP_MODULE={app_module}", text, flags=re.M)
+    (dest / "Dockerfile").write_text(text, encoding="utf-8")
+    return dest
+
+
+def _rewrite(path: Path, text: str) -> None:
+    """Replace a file with new content through a new inode (never through a hard link)."""
+    tmp = path.with_name(path.name + ".bench-tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def change_code(project_dir: Path, nonce: str) -> Path:
+    """Make a code-only change: one comment line appended to the package's app module."""
+    pkg = project_dir / "src" / package_name(project_dir)
+    target = pkg / "app.py" if (pkg / "app.py").is_file() else pkg / "__init__.py"
+    _rewrite(target, target.read_text(encoding="utf-8") + f"# benchmark code change {nonce}\n")
+    return target
+
+
+def change_requirements(
+    project_dir: Path, nonce: str, requirement: str = EXTRA_REQUIREMENT
+) -> None:
+    """Make a requirements change: one new pinned package (and a unique comment line).
+
+    The comment keeps a second benchmark run from finding this build in the cache.
+    """
+    req = project_dir / "requirements.txt"
+    text = req.read_text(encoding="utf-8").rstrip("\n")
+    _rewrite(req, f"{text}\n# benchmark requirements change {nonce}\n{requirement}\n")
+
+
+def unique_bytes(client: Any, image_id: str) -> int | None:
+    """Bytes held only by this image (no other image shares them), from ``system df``."""
+    for img in client.df().get("Images") or []:
+        if img.get("Id") == image_id:
+            shared = img.get("SharedSize")
+            size = img.get("Size")
+            if isinstance(shared, int) and shared >= 0 and isinstance(size, int):
+                return size - shared
+    return None
+
+
+@dataclass
+class Variant:
+    """One of the two images under comparison and its figures across the builds."""
+
+    label: str
+    target: harness_adapter.BuildTarget
+    cold: dockerutil.ImageFigures | None = None
+    seconds: dict[str, float] | None = None
+    rebuilt: dict[str, tuple[int, int, int | None]] | None = None  # kept, rebuilt, bytes
+
+
+def _rebuild(
+    client: Any, v: Variant, step: str, run_id: str, progress: Callable[[str], None]
+) -> None:
+    """Keep the current image under a tag, rebuild, and record time and layer reuse."""
+    assert v.seconds is not None and v.rebuilt is not None
+    before = client.images.get(v.target.image)
+    repo, _, tag = v.target.image.rpartition(":")
+    before.tag(repo, f"{tag}-before-{step}")
+    progress(f"build: {v.label}, rebuild after {step} change")
+    v.seconds[step] = harness_adapter.build(v.target)
+    after = client.images.get(v.target.image)
+    kept, rebuilt = dockerutil.layer_reuse(
+        list(before.attrs["RootFS"]["Layers"]), list(after.attrs["RootFS"]["Layers"])
+    )
+    v.rebuilt[step] = (kept, rebuilt, unique_bytes(client, after.id) if rebuilt else 0)
+
+
+def run(
+    client: Any,
+    *,
+    work: Path,
+    project_dir: Path,
+    base_image: str,
+    run_id: str,
+    results: Results,
+    progress: Callable[[str], None],
+) -> dict[str, str]:
+    """Build both images three times, add the rows to ``results``; return the image names."""
+    naive_dir = make_naive_copy(project_dir, work / "naive" / project_dir.name)
+    variants = [
+        Variant(
+            "servegen",
+            harness_adapter.BuildTarget(
+                project_dir, f"servegen-bench/servegen:{run_id}", f"sgbench-{run_id}-s", base_image
+            ),
+        ),
+        Variant(
+            BASELINE,
+            harness_adapter.BuildTarget(
+                naive_dir, f"servegen-bench/naive:{run_id}", f"sgbench-{run_id}-n", base_image
+            ),
+        ),
+    ]
+    for v in variants:
+        v.seconds, v.rebuilt = {}, {}
+        progress(f"build: {v.label}, cold (no layer cache)")
+        v.seconds["cold"] = harness_adapter.build(v.target, no_cache=True)
+        v.cold = dockerutil.image_figures(client, v.target.image, base_image)
+    for v in variants:
+        progress(f"image: {v.label}, size of the virtual environment per package")
+        try:
+            info = dockerutil.venv_breakdown(client, v.target.image)
+            results.breakdown[v.label] = dockerutil.top_entries(info["entries"], limit=14)
+        except Exception as exc:
+            results.failures.append(f"venv breakdown of {v.label}: {exc}")
+    nonce = uuid.uuid4().hex[:12]
+    for v in variants:
+        change_code(v.target.project_dir, nonce)
+        _rebuild(client, v, "code", run_id, progress)
+    harness_adapter.add_wheels(project_dir, base_image, client, [EXTRA_REQUIREMENT])
+    for wheel in (project_dir / "wheels").glob("six-*.whl"):
+        link = naive_dir / "wheels" / wheel.name
+        if not link.exists():
+            os.link(wheel, link)
+    for v in variants:
+        change_requirements(v.target.project_dir, nonce)
+        _rebuild(client, v, "requirements", run_id, progress)
+    _add_rows(results, variants)
+    return {v.label: v.target.image for v in variants}
+
+
+def _add_rows(results: Results, variants: list[Variant]) -> None:
+    s, n = variants
+    assert s.cold and n.cold and s.seconds and n.seconds and s.rebuilt and n.rebuilt
+    sec = "Image (after a cold build)"
+    results.add(Row("image.size", sec, "total size", "bytes", s.cold.size, n.cold.size, BASELINE))
+    results.add(
+        Row(
+            "image.above_base",
+            sec,
+            "bytes added above the base image",
+            "bytes",
+            s.cold.above_base,
+            n.cold.above_base,
+            BASELINE,
+            note=f"base image {fmt_bytes(s.cold.base_size)}",
+            target=Target("ratio", "<=", 0.6),
+        )
+    )
+    results.add(
+        Row(
+            "image.layers",
+            sec,
+            "layers (base included)",
+            "count",
+            s.cold.layer_count,
+            n.cold.layer_count,
+            BASELINE,
+            note=f"{s.cold.own_layers} vs {n.cold.own_layers} above the base",
+        )
+    )
+    sec = "Build (BuildKit via compose, offline from the same wheelhouse)"
+    results.add(
+        Row(
+            "build.cold",
+            sec,
+            "cold build (--no-cache)",
+            "s",
+            s.seconds["cold"],
+            n.seconds["cold"],
+            BASELINE,
+        )
+    )
+    for step, label, target in (
+        ("code", "rebuild after a code-only change", Target("ratio", "<=", 0.1)),
+        ("requirements", "rebuild after a requirements change", None),
+    ):
+        sk, sr, sb = s.rebuilt[step]
+        nk, nr, nb = n.rebuilt[step]
+        results.add(
+            Row(
+                f"build.{step}",
+                sec,
+                label,
+                "s",
+                s.seconds[step],
+                n.seconds[step],
+                BASELINE,
+                note=f"layers rebuilt: {sr} of {sk + sr} vs {nr} of {nk + nr}",
+                target=target,
+            )
+        )
+        results.add(
+            Row(
+                f"build.{step}_bytes",
+                sec,
+                f"bytes rewritten by the {step} rebuild",
+                "bytes",
+                sb,
+                nb,
+                BASELINE,
+                note="bytes held only by the new image (engine disk-usage report)",
+            )
+        )
+    sb = s.rebuilt["code"][2]
+    share = (sb / s.cold.above_base * 100) if sb is not None and s.cold.above_base else None
+    nb = n.rebuilt["code"][2]
+    nshare = (nb / n.cold.above_base * 100) if nb is not None and n.cold.above_base else None
+    results.add(
+        Row(
+            "build.code_only_layers",
+            sec,
+            "share of the image rewritten by a code-only rebuild (only code layers: under 1 %)",
+            "pct",
+            share,
+            nshare,
+            BASELINE,
+            target=Target("value", "<=", 1.0),
+        )
+    )

@@ -1,0 +1,192 @@
+"""Serving benchmark: /predict against the /health floor, batching on and off, two models.
+
+The app image that the harness built runs as one container per configuration (model x
+batching), published on an ephemeral port of 127.0.0.1, with the prediction log going
+to a MySQL-protocol database container on a private network (the production path)
+when one is given. The load generator runs in its own process on the host
+(:func:`benchmarks.loadgen.run_load`), so requests cross the engine's port publishing
+exactly as a user's would; both the floor and /predict pay that cost alike.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks import dockerutil
+from benchmarks.loadgen import LoadError, run_load
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    """How hard and how long each load point runs."""
+
+    levels: tuple[int, ...] = (1, 8, 32, 64)
+    duration: float = 4.0
+    warmup: float = 1.0
+    max_requests: int = 50_000
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model file in the shared model folder and how it was made."""
+
+    name: str  # "tiny" or "heavy"
+    filename: str
+    sha256: str
+    maker_args: tuple[str, ...]
+
+
+def predict_body(input_shape: list[int], items: int = 1) -> bytes:
+    """A ``POST /predict`` body of ``items`` deterministic items of ``input_shape``."""
+
+    def item(shape: list[int], offset: int) -> Any:
+        if not shape:
+            return round(((offset * 37) % 200) / 100.0 - 1.0, 2)
+        return [item(shape[1:], offset * shape[0] + i) for i in range(shape[0])]
+
+    return json.dumps({"inputs": [item(list(input_shape), k) for k in range(items)]}).encode()
+
+
+def _model_info(port: int) -> dict[str, Any]:
+    status, body = dockerutil.http_get(port, "/model", timeout=5)
+    if status != 200:
+        raise RuntimeError(f"GET /model answered {status}")
+    info: dict[str, Any] = json.loads(body)
+    return info
+
+
+def _warm(port: int, body: bytes, count: int = 20) -> None:
+    for _ in range(count):
+        status, answer = dockerutil.http_post(port, "/predict", body)
+        if status != 200:
+            raise RuntimeError(f"POST /predict answered {status}: {answer[:200]!r}")
+
+
+def load_point(
+    app: dockerutil.AppContainer,
+    *,
+    model: str,
+    batching: str,
+    endpoint: str,
+    concurrency: int,
+    plan: LoadPlan,
+    body: bytes = b"",
+) -> dict[str, Any]:
+    """Run one load point and return the load generator's figures, labelled."""
+    label = {
+        "model": model,
+        "batching": batching,
+        "endpoint": endpoint,
+        "concurrency": concurrency,
+        "where": "container",
+    }
+    method = "POST" if endpoint == "/predict" else "GET"
+    try:
+        result = run_load(
+            app.url(endpoint),
+            method=method,
+            body=body,
+            concurrency=concurrency,
+            max_requests=plan.max_requests,
+            duration=plan.duration,
+            warmup=plan.warmup,
+            timeout=plan.timeout,
+        )
+    except LoadError as exc:
+        return {**label, "error": str(exc)}
+    return {**label, **result}
+
+
+def run_configuration(
+    client: Any,
+    image: str,
+    *,
+    model: ModelSpec,
+    batching: bool,
+    base_env: dict[str, str],
+    model_dir: Path,
+    container_port: int,
+    run_id: str,
+    network: str | None,
+    plan: LoadPlan,
+    health_levels: tuple[int, ...],
+    progress: Callable[[str], None],
+) -> list[dict[str, Any]]:
+    """Start one app container and run every load point of one configuration."""
+    env = {
+        **base_env,
+        "MODEL_PATH": f"/models/{model.filename}",
+        "MODEL_SHA256": model.sha256,
+        "BATCHING_ENABLED": "true" if batching else "false",
+    }
+    tag = "on" if batching else "off"
+    progress(f"serving: {model.name} model, batching {tag}: starting the app")
+    app = dockerutil.start_app(
+        client,
+        image,
+        env=env,
+        model_dir=model_dir,
+        container_port=container_port,
+        run_id=run_id,
+        network=network,
+    )
+    points: list[dict[str, Any]] = []
+    try:
+        info = _model_info(app.port)
+        body = predict_body([int(x) for x in info.get("input_shape", [])])
+        _warm(app.port, body)
+        for level in plan.levels:
+            progress(f"serving: {model.name}, batching {tag}, /predict x{level}")
+            points.append(
+                load_point(
+                    app,
+                    model=model.name,
+                    batching=tag,
+                    endpoint="/predict",
+                    concurrency=level,
+                    plan=plan,
+                    body=body,
+                )
+            )
+        for level in health_levels:
+            progress(f"serving: {model.name}, batching {tag}, /health x{level}")
+            points.append(
+                load_point(
+                    app,
+                    model=model.name,
+                    batching=tag,
+                    endpoint="/health",
+                    concurrency=level,
+                    plan=plan,
+                )
+            )
+        # Give the database writer a moment, then check the app survived the load.
+        time.sleep(0.2)
+        status, _ = dockerutil.http_get(app.port, "/ready", timeout=5)
+        if status != 200:
+            raise RuntimeError(f"/ready answered {status} after the load")
+    finally:
+        app.container.remove(force=True)
+    return points
+
+
+def find_point(
+    points: list[dict[str, Any]], model: str, batching: str, endpoint: str, concurrency: int
+) -> dict[str, Any] | None:
+    """Return the load point with these labels, when it ran without error."""
+    for p in points:
+        if (
+            p.get("model") == model
+            and p.get("batching") == batching
+            and p.get("endpoint") == endpoint
+            and p.get("concurrency") == concurrency
+            and not p.get("error")
+        ):
+            return p
+    return None

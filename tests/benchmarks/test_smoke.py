@@ -1,0 +1,405 @@
+"""Smoke run of the benchmark code at tiny sizes (figures are not asserted, shapes are).
+
+The load generator runs for real, in its own process, against a small HTTP/1.1 server
+on 127.0.0.1 started here; the markdown, ratio and percentile code runs on known
+numbers; generation timing runs both real commands once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from benchmarks import __main__ as cli
+from benchmarks import dockerutil, generation, images, loadgen, report, run, serving, stats
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Keep-alive HTTP/1.1: /ok answers 200, /busy 503, POST echoes the body length."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def _answer(self, status: int, payload: dict[str, object]) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        self._answer(503 if self.path == "/busy" else 200, {"status": "ok"})
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        received = self.rfile.read(length)
+        self._answer(200, {"received": len(received)})
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+# ------------------------------------------------------------------ load generator
+
+
+def test_loadgen_in_its_own_process_counts_every_answer(server: str) -> None:
+    result = loadgen.run_load(
+        server + "/ok", concurrency=4, duration=0.3, warmup=0.05, max_requests=2_000
+    )
+    assert result["errors"] == 0
+    assert result["ok"] == result["requests"] > 0
+    assert result["status"] == {"200": result["requests"]}
+    assert result["p50_ms"] <= result["p99_ms"] <= result["max_ms"]
+    assert result["throughput_rps"] > 0
+    assert result["concurrency"] == 4
+
+
+def test_loadgen_respects_the_request_bound(server: str) -> None:
+    result = loadgen.run_load(server + "/ok", concurrency=2, duration=30, warmup=0, max_requests=25)
+    assert result["requests"] == 25
+
+
+def test_loadgen_posts_the_body_and_reports_non_2xx(server: str) -> None:
+    body = json.dumps({"inputs": [[1.0, 2.0]]}).encode()
+    posted = loadgen.run_load(
+        server + "/predict", method="POST", body=body, concurrency=2, duration=0.2, warmup=0
+    )
+    assert posted["ok"] == posted["requests"] > 0
+    busy = loadgen.run_load(server + "/busy", concurrency=2, duration=0.2, warmup=0)
+    assert busy["ok"] == 0
+    assert busy["throughput_rps"] == 0
+    assert set(busy["status"]) == {"503"}
+
+
+def test_loadgen_counts_connection_errors_without_crashing() -> None:
+    # A port nothing listens on: every attempt fails, the run still ends on time.
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = loadgen.run_load(f"http://127.0.0.1:{port}/", concurrency=2, duration=0.2, warmup=0)
+    assert result["requests"] == 0
+    assert result["errors"] > 0
+    assert result["p99_ms"] is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://10.1.2.3:80/",
+        "https://127.0.0.1:8443/",
+        "http://example.org:80/",
+        "http://127.0.0.1/",
+    ],
+)
+def test_loadgen_refuses_anything_but_loopback_with_one_line(
+    url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert loadgen.main([url, "--duration", "0.1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("loadgen: only http://127.0.0.1")
+    assert "\n" not in err
+
+
+def test_run_load_reports_a_failed_generator_as_load_error() -> None:
+    with pytest.raises(loadgen.LoadError, match=r"only http://127\.0\.0\.1"):
+        loadgen.run_load("http://192.0.2.1:80/", duration=0.1)
+
+
+# ------------------------------------------------------------------ statistics
+
+
+def test_percentiles_interpolate_between_ranks() -> None:
+    values = [float(v) for v in range(1, 101)]  # 1..100
+    assert stats.percentile(values, 50) == pytest.approx(50.5)
+    assert stats.percentile(values, 99) == pytest.approx(99.01)
+    assert stats.percentile(values, 0) == 1
+    assert stats.percentile(values, 100) == 100
+    assert stats.percentile([7.0], 99) == 7.0
+    assert stats.median([3.0, 1.0, 2.0]) == 2.0
+    with pytest.raises(ValueError):
+        stats.percentile([], 50)
+    with pytest.raises(ValueError):
+        stats.percentile([1.0], 101)
+
+
+def test_ratio_math_and_targets() -> None:
+    assert stats.ratio(30, 60) == 0.5
+    assert stats.ratio(None, 1) is None
+    assert stats.ratio(1, 0) is None
+    assert stats.fmt_ratio(0.5) == "0.50x"
+    assert stats.fmt_ratio(None) == "—"
+    assert stats.meets(0.55, "<=", 0.6) is True
+    assert stats.meets(2.5, ">=", 2.0) is True
+    assert stats.meets(0.7, "<=", 0.6) is False
+    assert stats.meets(None, "<=", 0.6) is None
+    assert stats.fmt_bytes(1536) == "1.5 KiB"
+    assert stats.fmt_bytes(3 * 1024**3) == "3.0 GiB"
+    assert stats.fmt_seconds(0.25) == "250 ms"
+    assert stats.fmt_seconds(42.0) == "42.0 s"
+
+
+# ------------------------------------------------------------------ report
+
+
+def _results() -> report.Results:
+    res = report.Results(
+        command="python -m benchmarks run --quick", started_utc="2026-01-01 00:00 UTC"
+    )
+    res.add(
+        report.Row(
+            "image.above_base",
+            "Image",
+            "bytes added above the base image",
+            "bytes",
+            500 * 1024**2,
+            1000 * 1024**2,
+            "naive",
+            target=report.Target("ratio", "<=", 0.6),
+        )
+    )
+    res.add(
+        report.Row(
+            "startup.container",
+            "Start-up",
+            "container start -> /ready",
+            "s",
+            6.5,
+            target=report.Target("value", "<=", 5.0),
+        )
+    )
+    res.add(report.Row("build.cold", "Build", "cold | build", "s", None, error="engine gone"))
+    return res
+
+
+def test_rows_carry_ratio_and_target_verdict() -> None:
+    res = _results()
+    above = res.get("image.above_base")
+    assert above is not None and above.ratio == 0.5 and above.met is True
+    startup = res.get("startup.container")
+    assert startup is not None and startup.ratio is None and startup.met is False
+    data = json.loads(res.to_json())
+    assert data["rows"][0]["ratio"] == 0.5
+
+
+def test_markdown_has_tables_targets_and_escaped_cells() -> None:
+    text = report.render_markdown(_results())
+    assert "python -m benchmarks run --quick" in text
+    assert (
+        "| bytes added above the base image | 500.0 MiB | 1000.0 MiB (naive) | 0.50x "
+        "| <= 0.6x | yes |" in text
+    )
+    assert "| Start-up: container start -> /ready | <= 5.00 s | 6.50 s | **no** |" in text
+    assert "cold \\| build" in text  # a pipe in a cell does not break the table
+    assert "failed: engine gone" in text
+
+
+def test_write_doc_replaces_only_the_results_block(tmp_path: Path) -> None:
+    doc = tmp_path / "benchmarks.md"
+    report.write_doc(doc, _results())
+    first = doc.read_text()
+    assert report.RESULTS_START in first and report.RESULTS_END in first
+    doc.write_text(
+        "# Title\n\nProse kept.\n\n" + first[first.index(report.RESULTS_START) :] + "\nAfter.\n"
+    )
+    report.write_doc(doc, _results())
+    second = doc.read_text()
+    assert second.startswith("# Title\n\nProse kept.\n")
+    assert second.rstrip().endswith("After.")
+    assert second.count(report.RESULTS_START) == 1
+
+
+def test_serving_and_breakdown_tables() -> None:
+    point = {
+        "model": "tiny",
+        "batching": "on",
+        "endpoint": "/predict",
+        "concurrency": 32,
+        "throughput_rps": 1234.5,
+        "p50_ms": 10.0,
+        "p99_ms": 30.0,
+        "ok": 100,
+        "requests": 100,
+        "errors": 0,
+    }
+    failed = {
+        "model": "heavy",
+        "batching": "off",
+        "endpoint": "/predict",
+        "concurrency": 64,
+        "error": "timeout",
+    }
+    table = report.serving_table([point, failed])
+    assert "| tiny | on | /predict | 32 | 1,234 | 10.0 | 30.0 | 100 | 0 |" in table
+    assert "timeout" in table
+    table = report.breakdown_table(
+        {"servegen": [("torch/lib", 400), ("numpy", 50)], "naive": [("torch/lib", 420)]}
+    )
+    assert "| torch/lib | 400 B | 420 B |" in table
+    assert "| numpy | 50 B | — |" in table
+
+
+def test_serving_rows_derive_the_targets_from_load_points() -> None:
+    def p(model: str, batching: str, endpoint: str, rps: float, p99: float) -> dict[str, object]:
+        return {
+            "model": model,
+            "batching": batching,
+            "endpoint": endpoint,
+            "concurrency": 32,
+            "throughput_rps": rps,
+            "p50_ms": p99 / 2,
+            "p99_ms": p99,
+            "ok": 10,
+            "requests": 10,
+        }
+
+    points = [
+        p("tiny", "on", "/predict", 600, 80),
+        p("tiny", "on", "/health", 1000, 40),
+        p("tiny", "off", "/predict", 500, 90),
+        p("tiny", "off", "/health", 1000, 40),
+        p("heavy", "on", "/predict", 300, 150),
+        p("heavy", "off", "/predict", 100, 120),
+    ]
+    res = report.Results(command="x", started_utc="y")
+    run.serving_rows(res, points)
+    assert res.get("serving.tiny_on").ratio == pytest.approx(0.6)  # type: ignore[union-attr]
+    assert res.get("serving.heavy_rps").met is True  # type: ignore[union-attr]
+    assert res.get("serving.heavy_p99").ratio == pytest.approx(1.25)  # type: ignore[union-attr]
+    res = report.Results(command="x", started_utc="y")
+    run.serving_rows(res, points[:2])
+    assert res.get("serving.heavy_rps").error == "load point missing"  # type: ignore[union-attr]
+
+
+def test_predict_body_has_the_model_shape() -> None:
+    body = json.loads(serving.predict_body([2, 3], items=2))
+    assert len(body["inputs"]) == 2
+    assert [len(row) for row in body["inputs"][0]] == [3, 3]
+    assert json.loads(serving.predict_body([4]))["inputs"][0][0] == pytest.approx(-1.0)
+
+
+# ------------------------------------------------------------------ images helpers
+
+
+def test_layer_reuse_is_the_common_prefix() -> None:
+    assert dockerutil.layer_reuse(["a", "b", "c"], ["a", "b", "d", "e"]) == (2, 2)
+    assert dockerutil.layer_reuse(["a", "b"], ["a", "b"]) == (2, 0)
+    assert dockerutil.layer_reuse(["x"], ["a", "b"]) == (0, 2)
+    top = dockerutil.top_entries({"a": 5, "b": 3, "c": 1, "d": 1}, limit=2)
+    assert top == [("a", 5), ("b", 3), ("(2 other entries)", 2)]
+
+
+def _fake_project(root: Path) -> Path:
+    project = root / "model-service"
+    (project / "src" / "model_service").mkdir(parents=True)
+    (project / "src" / "model_service" / "__init__.py").write_text("")
+    (project / "src" / "model_service" / "app.py").write_text("APP = 1\n")
+    (project / "wheels").mkdir()
+    (project / "wheels" / "demo-1.0-py3-none-any.whl").write_bytes(b"wheel")
+    (project / "requirements.txt").write_text("demo==1.0\n")
+    (project / "Dockerfile").write_text("FROM scratch\n")
+    (project / ".dockerignore").write_text("*.pt\n")
+    return project
+
+
+def test_naive_copy_and_changes_stay_apart(tmp_path: Path) -> None:
+    project = _fake_project(tmp_path)
+    naive = images.make_naive_copy(project, tmp_path / "naive" / project.name)
+    dockerfile = (naive / "Dockerfile").read_text()
+    assert "COPY . /app" in dockerfile
+    assert "ARG APP_MODULE=model_service.main:app" in dockerfile
+    assert not (naive / ".dockerignore").exists()
+    assert (project / ".dockerignore").exists()
+    wheel = naive / "wheels" / "demo-1.0-py3-none-any.whl"
+    assert os.path.samefile(wheel, project / "wheels" / wheel.name)  # hard link, no copy
+    changed = images.change_code(project, "n1")
+    assert changed.read_text().endswith("# benchmark code change n1\n")
+    assert (naive / "src" / "model_service" / "app.py").read_text() == "APP = 1\n"
+    images.change_requirements(project, "n1", "six==1.17.0")
+    assert (project / "requirements.txt").read_text().splitlines()[-1] == "six==1.17.0"
+    assert (naive / "requirements.txt").read_text() == "demo==1.0\n"
+
+
+def test_harness_report_figures_are_found_at_any_depth() -> None:
+    pytest.importorskip("generator.harness.build")
+    from benchmarks import harness_adapter
+
+    data = {"steps": [{"name": "up", "figures": {"startup_seconds": 4.2}}]}
+    assert harness_adapter.find_figure(data, "startup_seconds") == 4.2
+    assert harness_adapter.find_figure(data, "missing") is None
+
+
+# ------------------------------------------------------------------ generation, CLI
+
+
+def test_generation_timing_runs_both_commands_once() -> None:
+    s_med, c_med, s_all, c_all = generation.compare(1)
+    assert len(s_all) == len(c_all) == 1
+    assert s_med > 0 and c_med > 0
+
+
+def test_generation_failure_is_one_clear_error(tmp_path: Path) -> None:
+    def broken(out: Path) -> list[str]:
+        return [sys.executable, "-c", "raise SystemExit('template exploded')"]
+
+    with pytest.raises(generation.GenerationError, match="template exploded"):
+        generation.time_command(broken)
+
+
+def test_cli_rejects_bad_usage(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["run", "--only", "bogus"])
+    assert exc.value.code == 2
+    assert "unknown section bogus" in capsys.readouterr().err
+    assert cli.main(["run", "--only", "generation", "--out", str(tmp_path / "no" / "x.md")]) == 2
+
+
+def test_cli_generation_only_writes_the_doc(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "benchmarks.md"
+    code = cli.main(["run", "--quick", "--only", "generation", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "servegen new --no-input" in printed
+    text = out.read_text()
+    assert "python -m benchmarks run --quick --only generation --out" in text
+    assert "| measurement | servegen | baseline | ratio | target | met | note |" in text
+
+
+# ------------------------------------------------------------------ with an engine
+
+
+@pytest.mark.docker
+def test_image_figures_and_breakdown_on_the_standins(
+    docker_client: object, standin_images: dict[str, str]
+) -> None:
+    python = standin_images["python"]
+    base = os.environ.get("SERVEGEN_STANDIN_DEBIAN", "servegen-ci/debian:bookworm")
+    figures = dockerutil.image_figures(docker_client, python, base)
+    assert figures.above_base > 0
+    assert figures.own_layers >= 1
+    info = dockerutil.venv_breakdown(docker_client, python)
+    assert info["entries"]  # Debian's python3 has a site-packages with something in it
+    assert info["prefix_bytes"] >= sum(info["entries"].values())
