@@ -45,6 +45,8 @@ class OverlaySpec:
     secret_files: dict[str, Path] = field(default_factory=dict)
     #: services whose environment names MODEL_URL or MODEL_SHA256 (they all get ours)
     model_env_services: tuple[str, ...] = (DOWNLOADER,)
+    #: services that run the app's image (the app and the downloader): they get our tag
+    app_image_services: tuple[str, ...] = (APP,)
 
     @property
     def labels(self) -> dict[str, str]:
@@ -94,7 +96,14 @@ def spec_fields_from_model(model: dict[str, Any]) -> dict[str, Any]:
     if DOWNLOADER in services and DOWNLOADER not in model_env:
         model_env.append(DOWNLOADER)
     networks = tuple(sorted(set(model.get("networks") or {}) | {"default"}))
+    app_image = (services.get(APP) or {}).get("image")
+    same_image = [
+        name
+        for name, svc in services.items()
+        if name == APP or (app_image and isinstance(svc, dict) and svc.get("image") == app_image)
+    ]
     return {
+        "app_image_services": tuple(same_image),
         "services": tuple(services),
         "networks": networks,
         "volumes": tuple(model.get("volumes") or {}),
@@ -116,6 +125,9 @@ def build_overlay(spec: OverlaySpec) -> dict[str, Any]:
         services.setdefault(name, {"labels": dict(spec.labels)})["environment"] = dict(model_env)
     if DOWNLOADER in services:
         services[DOWNLOADER]["depends_on"] = {MODEL_SERVER: {"condition": "service_healthy"}}
+    for name in spec.app_image_services:
+        # The run's own tag, so the image is found and removed by name after the run.
+        services.setdefault(name, {"labels": dict(spec.labels)})["image"] = spec.app_image
     services[MODEL_SERVER] = _model_server(spec)
     overlay: dict[str, Any] = {
         "services": services,
@@ -151,6 +163,9 @@ def _model_server(spec: OverlaySpec) -> dict[str, Any]:
         "command": [script],
         "labels": dict(spec.labels),
         "restart": "no",
+        # http.server as PID 1 ignores SIGTERM, which would cost the stop timeout at every
+        # tear-down; SIGINT stops it at once (KeyboardInterrupt).
+        "stop_signal": "SIGINT",
         "healthcheck": {
             "test": ["CMD", "python", "-c", probe],
             "interval": "2s",

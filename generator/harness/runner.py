@@ -138,10 +138,14 @@ def _steps(state: _Run) -> None:
         env = state.env = run_preflight(options.docker_host, project.root)
         step.figures.update(env.figures)
     _prepare(state, project, env)
+    assert state.compose is not None
+    _progress_stream().write(
+        f"servegen test: run {report.run_id}, compose project {state.compose.name}, "
+        f"image {state.app_image}\n"
+    )
     with report.step("lint") as step:
         step.figures.update(lint.hadolint(project))
         step.figures.update(_overlay_and_config(state))
-    assert state.compose is not None
     _wheelhouse(state, project, env)
     with report.step("build") as step:
         figures, _log = build_step.build(state.compose, _progress_stream())
@@ -203,6 +207,8 @@ def _prepare(state: _Run, project: Project, env: Environment) -> None:
     for name in ("COMPOSE_FILE", "COMPOSE_PROJECT_NAME", "COMPOSE_PROFILES"):
         compose_env.pop(name, None)  # the run names its own files and project
     compose_env["APP_IMAGE"] = state.app_image
+    # Compose's own builder, not Bake: Bake needs buildx, which many engines lack.
+    compose_env.setdefault("COMPOSE_BAKE", "false")
     compose_env["MODEL_SHA256"] = PLACEHOLDER_SHA256
     if env.docker_host:
         compose_env["DOCKER_HOST"] = env.docker_host

@@ -1,0 +1,65 @@
+"""Helpers shared by the harness tests (plain functions; fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE_DIR = REPO_ROOT / "templates" / "torch-fastapi"
+RUN_LABEL = "io.servegen.run"
+
+#: One wheelhouse for every test and every run on this machine (git-ignored folder).
+WHEELHOUSE_CACHE = Path(
+    os.environ.get("SERVEGEN_WHEELHOUSE_CACHE", str(REPO_ROOT / ".cache" / "wheelhouse"))
+)
+
+
+def render_default(output_dir: Path) -> Path:
+    """Render the template with its defaults through plain cookiecutter."""
+    from cookiecutter.main import cookiecutter
+
+    return Path(cookiecutter(str(TEMPLATE_DIR), no_input=True, output_dir=str(output_dir)))
+
+
+def write_executable(folder: Path, name: str, script: str) -> Path:
+    """Write a small ``/bin/sh`` script as an executable."""
+    path = folder / name
+    path.write_text("#!/bin/sh\n" + script, encoding="utf-8")
+    path.chmod(0o755)
+    return path
+
+
+def servegen_argv(*args: str) -> list[str]:
+    """The command line of ``python -m generator`` with ``args``."""
+    return [sys.executable, "-m", "generator", *args]
+
+
+def run_servegen(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run the CLI from the repository and capture what it prints."""
+    return subprocess.run(
+        servegen_argv(*args),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def leftovers(client: Any, run_id: str) -> dict[str, list[str]]:
+    """Names of containers, networks, volumes and images still labelled with the run."""
+    flt = {"label": f"{RUN_LABEL}={run_id}"}
+    return {
+        kind: names
+        for kind, names in {
+            "containers": [c.name for c in client.containers.list(all=True, filters=flt)],
+            "networks": [n.name for n in client.networks.list(filters=flt)],
+            "volumes": [v.name for v in client.volumes.list(filters=flt)],
+            "images": [i.short_id for i in client.images.list(filters=flt)],
+        }.items()
+        if names
+    }

@@ -1,0 +1,164 @@
+"""The smoke overlay: labels on everything, ephemeral loopback port, demo model, secrets."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from generator.harness.overlay import (
+    MODEL_SERVER,
+    RUN_LABEL,
+    OverlaySpec,
+    build_overlay,
+    dump_overlay,
+    spec_fields_from_model,
+    write_overlay,
+)
+
+SHA = "ab" * 32
+
+
+class _Loader(yaml.SafeLoader):
+    """Reads compose's ``!override`` tag back as a marked list."""
+
+
+_Loader.add_constructor(
+    "!override", lambda loader, node: {"!override": loader.construct_sequence(node)}
+)
+
+
+def _spec(**changes: Any) -> OverlaySpec:
+    fields: dict[str, Any] = {
+        "run_id": "sgtest-1234abcd",
+        "app_image": "sgtest-1234abcd-demo:smoke",
+        "api_port": 8123,
+        "services": ("db", "model-downloader", "app"),
+        "networks": ("default",),
+        "volumes": ("db-data", "models"),
+        "model_sha256": SHA,
+        "model_env_services": ("model-downloader", "app"),
+        "app_image_services": ("model-downloader", "app"),
+    }
+    fields.update(changes)
+    return OverlaySpec(**fields)
+
+
+def _parsed(spec: OverlaySpec) -> dict[str, Any]:
+    parsed = yaml.load(dump_overlay(build_overlay(spec)), Loader=_Loader)
+    assert isinstance(parsed, dict)
+    return parsed
+
+
+def test_every_service_network_volume_and_the_build_carry_the_run_label() -> None:
+    overlay = _parsed(_spec())
+    label = {RUN_LABEL: "sgtest-1234abcd"}
+    for name in ("db", "model-downloader", "app", MODEL_SERVER):
+        assert overlay["services"][name]["labels"] == label, name
+    assert overlay["networks"] == {"default": {"labels": label}}
+    assert overlay["volumes"] == {"db-data": {"labels": label}, "models": {"labels": label}}
+    assert overlay["services"]["app"]["build"]["labels"] == label
+
+
+def test_app_port_replaces_the_projects_with_an_ephemeral_loopback_port() -> None:
+    text = dump_overlay(build_overlay(_spec()))
+    assert "ports: !override" in text
+    assert _parsed(_spec())["services"]["app"]["ports"] == {"!override": ["127.0.0.1::8123"]}
+
+
+def test_downloader_fetches_the_demo_model_from_the_model_server_with_its_sha() -> None:
+    services = _parsed(_spec())["services"]
+    url = f"http://{MODEL_SERVER}:8765/model.pt"
+    for name in ("model-downloader", "app"):
+        assert services[name]["environment"] == {"MODEL_URL": url, "MODEL_SHA256": SHA}
+    assert services["model-downloader"]["depends_on"] == {
+        MODEL_SERVER: {"condition": "service_healthy"}
+    }
+    assert services["app"]["image"] == services["model-downloader"]["image"]
+    server = services[MODEL_SERVER]
+    assert server["image"] == "sgtest-1234abcd-demo:smoke"
+    assert "make_demo_model.py --out /tmp/servegen-demo/model.pt" in server["command"][0]
+    assert "http.server 8765" in server["command"][0]
+    assert server["healthcheck"]["test"][:2] == ["CMD", "python"]
+
+
+def test_build_args_only_when_asked_for() -> None:
+    assert "args" not in _parsed(_spec())["services"]["app"]["build"]
+    args = {"BASE_IMAGE": "local/python:3.11", "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": "/wheels"}
+    assert _parsed(_spec(build_args=args))["services"]["app"]["build"]["args"] == args
+
+
+def test_secrets_point_at_throwaway_files_only_when_given(tmp_path: Path) -> None:
+    assert "secrets" not in _parsed(_spec())
+    files = {"db_password": tmp_path / "a.txt", "db_root_password": tmp_path / "b.txt"}
+    assert _parsed(_spec(secret_files=files))["secrets"] == {
+        "db_password": {"file": str(tmp_path / "a.txt")},
+        "db_root_password": {"file": str(tmp_path / "b.txt")},
+    }
+
+
+def test_spec_fields_come_from_the_compose_model() -> None:
+    model = {
+        "services": {
+            "db": {"environment": {"MYSQL_DATABASE": "x"}},
+            "model-downloader": {"environment": {"MODEL_URL": ""}},
+            "app": {"environment": {"MODEL_SHA256": ""}},
+        },
+        "networks": {"default": {}, "backend": {}},
+        "volumes": {"db-data": {}, "models": {}},
+    }
+    fields = spec_fields_from_model(model)
+    assert fields["services"] == ("db", "model-downloader", "app")
+    assert fields["networks"] == ("backend", "default")
+    assert fields["volumes"] == ("db-data", "models")
+    assert fields["model_env_services"] == ("model-downloader", "app")
+    assert fields["app_image_services"] == ("app",)
+
+
+def test_compose_merges_the_overlay_into_a_rendered_project(
+    project_dir: Path, compose_command: tuple[str, ...], tmp_path: Path
+) -> None:
+    """The real Compose binary reads the overlay as intended (no engine needed)."""
+    overlay = write_overlay(
+        tmp_path / "overlay.yaml",
+        _spec(services=("db", "model-downloader", "app"), api_port=8000),
+    )
+    done = subprocess.run(
+        [
+            *compose_command,
+            "--project-name",
+            "sgtest-unit",
+            "--project-directory",
+            str(project_dir),
+            "-f",
+            str(project_dir / "compose.yaml"),
+            "-f",
+            str(overlay),
+            "config",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    model = json.loads(done.stdout)
+    app = model["services"]["app"]
+    assert [(p["host_ip"], p.get("published", ""), p["target"]) for p in app["ports"]] == [
+        ("127.0.0.1", "", 8000)
+    ]
+    assert app["image"] == "sgtest-1234abcd-demo:smoke"
+    assert model["services"]["model-downloader"]["image"] == app["image"]
+    for name in ("db", "model-downloader", "app", MODEL_SERVER):
+        assert model["services"][name]["labels"][RUN_LABEL] == "sgtest-1234abcd"
+    for volume in model["volumes"].values():
+        assert volume["labels"][RUN_LABEL] == "sgtest-1234abcd"
+    assert model["networks"]["default"]["labels"][RUN_LABEL] == "sgtest-1234abcd"
+    downloader = model["services"]["model-downloader"]
+    assert downloader["environment"]["MODEL_SHA256"] == SHA
+    assert downloader["depends_on"][MODEL_SERVER]["condition"] == "service_healthy"
