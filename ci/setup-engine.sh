@@ -64,7 +64,7 @@ install_packages() {
         missing+=(mmdebstrap)
     fi
     if ((${#missing[@]} == 0)); then
-        log "packages: dockerd and mmdebstrap present"
+        log "packages: nothing to install (dockerd$( ((BUILD_IMAGES)) && printf " and mmdebstrap") present or not needed)"
         return
     fi
     is_root || die "missing ${missing[*]}; run this script as root or install them (apt-get install ${missing[*]})"
@@ -105,12 +105,17 @@ start_engine() {
         log "engine: starting dockerd in the background (log: $DOCKERD_LOG)"
         # setsid: dockerd outlives this script and its process group.
         setsid dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null &
+        pid=$!
     fi
     local i
     for ((i = 0; i < ENGINE_WAIT_SECONDS; i++)); do
         if engine_answers; then
             log "engine: answers after ${i}s"
             return
+        fi
+        if ! kill -0 "$pid" 2>/dev/null; then
+            tail -n 20 "$DOCKERD_LOG" >&2 || true
+            die "dockerd exited while starting (see $DOCKERD_LOG)"
         fi
         sleep 1
     done
