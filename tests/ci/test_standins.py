@@ -311,6 +311,9 @@ def test_python_standin_serves_as_base_image_of_a_multistage_build(
     dockerfile = (
         b"ARG BASE_IMAGE=python:3.11-slim\n"
         b"FROM ${BASE_IMAGE} AS builder\n"
+        # The legacy builder keeps the builder stage as an untagged image: the label
+        # lets the clean-up find it.
+        b"LABEL org.servegen.test=ci-standins\n"
         b"RUN python -m venv /opt/venv\n"
         b"FROM ${BASE_IMAGE}\n"
         b"COPY --from=builder /opt/venv /opt/venv\n"
@@ -341,8 +344,15 @@ def test_python_standin_serves_as_base_image_of_a_multistage_build(
         box_ids = [c.id for c in docker_client.containers.list(all=True, filters={"ancestor": tag})]
         for cid in box_ids:
             docker_client.containers.get(cid).remove(force=True)
-        try:
-            docker_client.images.remove(tag, force=True)
-        except Exception as exc:
-            if "No such image" not in str(exc):
-                raise
+        leftovers = [tag] + [
+            image.id
+            for image in docker_client.images.list(
+                all=True, filters={"label": f"{LABEL}={LABEL_VALUE}"}
+            )
+        ]
+        for ref in leftovers:
+            try:
+                docker_client.images.remove(ref, force=True)
+            except Exception as exc:
+                if "No such image" not in str(exc):
+                    raise
