@@ -37,8 +37,9 @@ ensure_venv() {
 install_servegen() {
     stage "install servegen with its dev extra"
     local stamp=$VENV/.servegen-install want
-    want="editable $(sha256sum "$REPO/pyproject.toml" | cut -d' ' -f1)"
-    if [[ -f $stamp && $(<"$stamp") == "$want" ]] && python -c 'import generator' 2>/dev/null; then
+    want="editable $REPO $(sha256sum "$REPO/pyproject.toml" | cut -d' ' -f1)"
+    if [[ -f $stamp && $(<"$stamp") == "$want" ]] &&
+        python -c 'import importlib.metadata as m; m.version("servegen")' 2>/dev/null; then
         note "up to date (pyproject.toml unchanged since the editable install)"
     elif python -m pip install --quiet -e "$REPO[dev]"; then
         printf '%s\n' "$want" >"$stamp"
