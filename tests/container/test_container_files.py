@@ -129,7 +129,8 @@ def test_compose_config_resolves(project: Path, variant: dict[str, Any]) -> None
 
     assert app["build"]["context"] == str(project)
     assert app["depends_on"]["db"]["condition"] == "service_healthy"
-    assert app["depends_on"]["model-downloader"]["condition"] == ("service_completed_successfully")
+    downloaded = app["depends_on"]["model-downloader"]["condition"]
+    assert downloaded == "service_completed_successfully"
     assert "/ready" in " ".join(app["healthcheck"]["test"])
     (published,) = app["ports"]
     assert published["host_ip"] == "127.0.0.1"
