@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import secrets
+import subprocess
 import tarfile
 import time
 import uuid
@@ -356,3 +357,59 @@ def test_python_standin_serves_as_base_image_of_a_multistage_build(
             except Exception as exc:
                 if "No such image" not in str(exc):
                     raise
+
+
+def test_mysql_standin_allows_empty_root_password_and_runs_initdb_scripts(
+    standin_images: dict[str, str], run_container: Callable[..., Any], tmp_path: Path
+) -> None:
+    initdb = tmp_path / "initdb"
+    initdb.mkdir()
+    (initdb / "01-schema.sql").write_text(
+        "CREATE TABLE seeded (name VARCHAR(20));\nINSERT INTO seeded VALUES ('from-initdb');\n"
+    )
+    db = run_container(
+        standin_images["mysql"],
+        environment={"MYSQL_ALLOW_EMPTY_PASSWORD": "yes", "MYSQL_DATABASE": "seeded_db"},
+        volumes={str(initdb): {"bind": "/docker-entrypoint-initdb.d", "mode": "ro"}},
+        ports=MYSQL_PORTS,
+        healthcheck=HEALTHCHECK,
+    )
+    _wait_healthy(db)
+    conn = _connect(db, "root", "", "seeded_db")
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT name FROM seeded")
+            assert cur.fetchall() == (("from-initdb",),)
+    finally:
+        conn.close()
+
+
+def test_setup_engine_is_quick_and_idempotent_when_done(
+    standin_images: dict[str, str], docker_client: Any
+) -> None:
+    # The images exist (the fixture checked), so a second run only checks and says so.
+    script = Path(__file__).resolve().parents[2] / "ci" / "setup-engine.sh"
+    before = {name: docker_client.images.get(name).id for name in standin_images.values()}
+    started = time.monotonic()
+    result = subprocess.run(
+        ["bash", str(script)], capture_output=True, text=True, timeout=300, check=False
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name in (*standin_images.values(), "servegen-ci/debian:bookworm"):
+        assert f"image: {name} up to date" in result.stdout
+    assert "compose: docker compose 2." in result.stdout
+    assert elapsed < 30, f"warm run took {elapsed:.1f}s"
+    after = {name: docker_client.images.get(name).id for name in standin_images.values()}
+    assert after == before
+
+
+def test_setup_engine_rejects_an_unknown_argument() -> None:
+    script = Path(__file__).resolve().parents[2] / "ci" / "setup-engine.sh"
+    result = subprocess.run(
+        ["bash", str(script), "--frobnicate"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip() == (
+        "[setup-engine] ERROR: unknown argument: --frobnicate (see --help)"
+    )
