@@ -81,6 +81,9 @@ def run(
     except BaseException:
         stop(proc)
         raise
+    finally:
+        if proc.stdout is not None:
+            proc.stdout.close()
     return Result(returncode, lines)
 
 

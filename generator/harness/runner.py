@@ -207,8 +207,6 @@ def _prepare(state: _Run, project: Project, env: Environment) -> None:
     for name in ("COMPOSE_FILE", "COMPOSE_PROJECT_NAME", "COMPOSE_PROFILES"):
         compose_env.pop(name, None)  # the run names its own files and project
     compose_env["APP_IMAGE"] = state.app_image
-    # Compose's own builder, not Bake: Bake needs buildx, which many engines lack.
-    compose_env.setdefault("COMPOSE_BAKE", "false")
     compose_env["MODEL_SHA256"] = PLACEHOLDER_SHA256
     if env.docker_host:
         compose_env["DOCKER_HOST"] = env.docker_host

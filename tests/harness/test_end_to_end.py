@@ -1,0 +1,202 @@
+"""``servegen test`` for real: build, run, probe and tear down a rendered project.
+
+Each test renders the default project with plain cookiecutter, runs the harness with the
+local stand-in images and the shared wheelhouse, and checks what a user would see: the
+exit code, the JSON report, and that nothing labelled with the run is left on the engine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from harness_helpers import REPO_ROOT, leftovers, servegen_argv
+
+from generator.harness.runner import HarnessOptions, run
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+_RUN_LINE = re.compile(r"servegen test: run (sgtest-[0-9a-f]+), .*image (\S+)")
+
+
+def _options(project: Path, images: dict[str, str], wheels: Path, **extra: Any) -> HarnessOptions:
+    return HarnessOptions(
+        project_dir=project,
+        base_image=images["python"],
+        db_image=images["mysql"],
+        wheelhouse=str(wheels),
+        ready_timeout=180.0,
+        **extra,
+    )
+
+
+def _steps(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {step["name"]: step for step in report["steps"]}
+
+
+def test_default_project_passes_every_step_and_leaves_nothing(
+    project_dir: Path,
+    docker_client: Any,
+    standin_images: dict[str, str],
+    wheelhouse: Path,
+    tmp_path: Path,
+) -> None:
+    json_path = tmp_path / "report.json"
+    code = run(_options(project_dir, standin_images, wheelhouse, json_path=json_path))
+    report = json.loads(json_path.read_text(encoding="utf-8"))
+    steps = _steps(report)
+    failed = {name: s.get("message") for name, s in steps.items() if s["status"] != "passed"}
+    assert code == 0, failed
+    assert report["passed"] is True
+    assert list(steps) == [
+        "project",
+        "preflight",
+        "lint",
+        "wheelhouse",
+        "build",
+        "demo-model",
+        "up",
+        "ready",
+        "predict",
+        "malformed",
+        "database",
+        "teardown",
+    ]
+    assert not failed
+    build = steps["build"]["figures"]
+    assert build["build_seconds"] > 0
+    assert build["image_size_bytes"] > 100_000_000  # torch is in there
+    assert 0 < build["added_bytes"] < build["image_size_bytes"]
+    assert build["layers"] > build["added_layers"] > 0
+    assert build["base_image"] == standin_images["python"]
+    assert steps["ready"]["figures"]["startup_seconds"] > 0
+    assert steps["predict"]["figures"]["status"] == 200
+    assert steps["malformed"]["figures"] == {"broken_json": 422, "wrong_type": 422}
+    assert steps["database"]["figures"]["rows"] == 1
+    assert steps["teardown"]["figures"]["remaining"] == {}
+    assert leftovers(docker_client, report["run_id"]) == {}
+    assert not docker_client.images.list(name=build["image"])
+    # The project itself is unchanged apart from the wheelhouse it was asked to use.
+    assert not (project_dir / "smoke-overlay.yaml").exists()
+
+
+def test_corrupt_model_checksum_fails_the_smoke_test_and_leaves_nothing(
+    project_dir: Path,
+    docker_client: Any,
+    standin_images: dict[str, str],
+    wheelhouse: Path,
+    tmp_path: Path,
+) -> None:
+    # A fresh clone has no secrets/*.txt: the overlay must supply throw-away ones.
+    for secret in (project_dir / "secrets").glob("*.txt"):
+        secret.unlink()
+    json_path = tmp_path / "report.json"
+    code = run(
+        _options(
+            project_dir,
+            standin_images,
+            wheelhouse,
+            json_path=json_path,
+            model_sha256_override="0123456789abcdef" * 4,
+        )
+    )
+    report = json.loads(json_path.read_text(encoding="utf-8"))
+    steps = _steps(report)
+    assert code == 5
+    assert report["outcome"] == "smoke failed"
+    up = steps["up"]
+    assert up["status"] == "failed"
+    assert "model-downloader" in up["message"]
+    assert up["log_source"] == "container model-downloader"
+    assert any("sha256" in line.lower() for line in up["log_tail"]), up["log_tail"]
+    assert "ready" not in steps  # the app never served
+    assert steps["teardown"]["status"] == "passed"
+    assert leftovers(docker_client, report["run_id"]) == {}
+    assert not list((project_dir / "secrets").glob("*.txt"))
+
+
+def _interrupt_when(
+    argv: list[str], trigger: Callable[[str], bool], limit: float = 600
+) -> tuple[int, str, str, str]:
+    """Run the CLI, send SIGINT when ``trigger`` matches an output line; return what it did."""
+    lines: list[str] = []
+    sent = threading.Event()
+    with subprocess.Popen(
+        argv,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    ) as proc:
+        timer = threading.Timer(limit, proc.kill)
+        timer.start()
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.append(line)
+                if not sent.is_set() and trigger(line):
+                    proc.send_signal(signal.SIGINT)
+                    sent.set()
+            code = proc.wait()
+        finally:
+            timer.cancel()
+    output = "".join(lines)
+    match = _RUN_LINE.search(output)
+    assert match, output[-3000:]
+    assert sent.is_set(), f"the trigger line never came:\n{output[-3000:]}"
+    return code, output, match[1], match[2]
+
+
+def _cli_args(project: Path, images: dict[str, str], wheels: Path) -> list[str]:
+    return servegen_argv(
+        "test",
+        str(project),
+        "--base-image",
+        images["python"],
+        "--db-image",
+        images["mysql"],
+        "--wheelhouse",
+        str(wheels),
+    )
+
+
+def _assert_nothing_left(client: Any, run_id: str, image: str, output: str) -> None:
+    assert leftovers(client, run_id) == {}, output[-3000:]
+    assert not client.images.list(name=image), output[-3000:]
+    # No compose child of the run keeps running after the harness has exited.
+    time.sleep(0.5)
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
+    assert run_id not in ps.stdout
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        pytest.param(lambda line: "load build definition" in line, id="during-build"),
+        pytest.param(lambda line: re.search(r"app-1\s+Started", line), id="after-up"),
+    ],
+)
+def test_sigint_tears_everything_down(
+    moment: Callable[[str], bool],
+    project_dir: Path,
+    docker_client: Any,
+    standin_images: dict[str, str],
+    wheelhouse: Path,
+) -> None:
+    code, output, run_id, image = _interrupt_when(
+        _cli_args(project_dir, standin_images, wheelhouse), moment
+    )
+    assert code == 130, output[-3000:]
+    assert "INTERRUPTED" in output
+    assert "teardown" in output
+    _assert_nothing_left(docker_client, run_id, image, output)
