@@ -1,0 +1,129 @@
+"""Request plumbing as plain ASGI middleware: request ids, body limit, metrics, access log.
+
+Plain ASGI (not ``BaseHTTPMiddleware``) keeps the request id context variable visible
+to the endpoint and adds no extra task per request.
+Ref: https://www.starlette.io/middleware/#pure-asgi-middleware
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .logs import request_id_var
+from .metrics import Metrics
+
+log = logging.getLogger(__name__ + ".access")
+
+REQUEST_ID_HEADER = "x-request-id"
+# Accept a caller's id only when it is short and plain, so it is safe in logs and the DB.
+_VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+class _BodyTooLarge(HTTPException):
+    """Raised from ``receive``: FastAPI passes HTTPExceptions through body parsing."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(status_code=413, detail=detail)
+
+
+class RequestMiddleware:
+    """Gives every request an id, refuses oversized bodies early, and measures it."""
+
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, max_body_bytes: int) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one ASGI call."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        incoming = headers.get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
+        request_id = incoming if _VALID_ID.match(incoming) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        token = request_id_var.set(request_id)
+        status = 500
+        started = False
+        start = time.perf_counter()
+        self.metrics.in_flight.inc()
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                started = True
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [
+                    *message["headers"],
+                    (b"x-request-id", request_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            length = headers.get(b"content-length")
+            if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
+                # Refused from the header alone: the body is never read.
+                await self._refuse(send_wrapper, 413, self._too_large_message())
+                return
+            try:
+                await self.app(scope, self._limited(receive), send_wrapper)
+            except _BodyTooLarge:
+                if started:
+                    raise
+                await self._refuse(send_wrapper, 413, self._too_large_message())
+        finally:
+            elapsed = time.perf_counter() - start
+            route = scope.get("route")
+            label = getattr(route, "path", None) or "unmatched"
+            self.metrics.in_flight.dec()
+            self.metrics.requests.labels(scope["method"], label, str(status)).inc()
+            self.metrics.latency.labels(label).observe(elapsed)
+            log.info(
+                "request",
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 3),
+                },
+            )
+            request_id_var.reset(token)
+
+    def _too_large_message(self) -> str:
+        return f"request body too large: at most {self.max_body_bytes} bytes"
+
+    def _limited(self, receive: Receive) -> Receive:
+        """Count body bytes as they arrive (bodies sent without Content-Length)."""
+        received = 0
+
+        async def wrapped() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise _BodyTooLarge(self._too_large_message())
+            return message
+
+        return wrapped
+
+    @staticmethod
+    async def _refuse(send: Send, status: int, detail: str) -> None:
+        body = json.dumps({"detail": detail}).encode()
+        headers: list[Any] = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,158 @@
+"""Micro-batching: same answers as alone, bounded batches, one answer per caller."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Callable
+
+import torch
+
+from conftest import serve
+from {{ cookiecutter.package_name }}.batching import InferenceRunner
+from {{ cookiecutter.package_name }}.metrics import Metrics
+from {{ cookiecutter.package_name }}.model import load_model
+from {{ cookiecutter.package_name }}.settings import Settings
+
+
+def _items(n: int) -> list[list[float]]:
+    """Distinct, reproducible items (item i differs from every other)."""
+    gen = torch.Generator().manual_seed(1234)
+    return torch.randn(n, 4, generator=gen).tolist()
+
+
+def _batch_sizes(metrics_text: str) -> dict[str, float]:
+    pattern = re.compile(r'^inference_batch_size_bucket\{le="([^"]+)"\} (\S+)$', re.M)
+    return {le: float(v) for le, v in pattern.findall(metrics_text)}
+
+
+def test_concurrent_callers_get_their_own_answers_equal_to_alone(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    items = _items(60)
+    model = load_model(settings_factory())
+    alone = [model.forward(torch.tensor([item])).tolist()[0] for item in items]
+
+    async def go() -> tuple[list[list[float]], str]:
+        settings = settings_factory(batch_max_size=8, batch_max_wait_ms=50, batching_enabled=True)
+        async with serve(settings) as (_, client):
+            responses = await asyncio.gather(
+                *(client.post("/predict", json={"inputs": [item]}) for item in items)
+            )
+            metrics = (await client.get("/metrics")).text
+        for response in responses:
+            assert response.status_code == 200, response.text
+        ids = {r.json()["request_id"] for r in responses}
+        assert len(ids) == len(items)
+        return [r.json()["outputs"][0] for r in responses], metrics
+
+    batched, metrics = asyncio.run(go())
+    for got, want in zip(batched, alone, strict=True):
+        assert torch.allclose(torch.tensor(got), torch.tensor(want), atol=1e-5), (got, want)
+    buckets = _batch_sizes(metrics)
+    total = buckets["+Inf"]
+    # Every forward pass held at most 8 items, and batching really happened.
+    assert buckets["8.0"] == total
+    assert total < len(items)
+
+
+def test_multi_item_requests_are_split_back_correctly(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    items = _items(30)
+    model = load_model(settings_factory())
+    want = model.forward(torch.tensor(items)).tolist()
+    groups = [items[i : i + 3] for i in range(0, 30, 3)]
+
+    async def go() -> list[list[list[float]]]:
+        settings = settings_factory(batch_max_size=8, batch_max_wait_ms=30, batching_enabled=True)
+        async with serve(settings) as (_, client):
+            responses = await asyncio.gather(
+                *(client.post("/predict", json={"inputs": group}) for group in groups)
+            )
+        return [r.json()["outputs"] for r in responses]
+
+    got = [row for rows in asyncio.run(go()) for row in rows]
+    assert torch.allclose(torch.tensor(got), torch.tensor(want), atol=1e-5)
+
+
+def test_batching_off_runs_each_request_alone(settings_factory: Callable[..., Settings]) -> None:
+    async def go() -> str:
+        settings = settings_factory(batching_enabled=False)
+        async with serve(settings) as (_, client):
+            responses = await asyncio.gather(
+                *(client.post("/predict", json={"inputs": [item]}) for item in _items(10))
+            )
+            assert all(r.status_code == 200 for r in responses)
+            return (await client.get("/metrics")).text
+
+    buckets = _batch_sizes(asyncio.run(go()))
+    assert buckets["1.0"] == buckets["+Inf"] == 10
+
+
+class _SlowDouble:
+    """A forward pass that takes ``seconds`` and records when each pass starts and ends."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.starts: list[float] = []
+        self.ends: list[float] = []
+        self.sizes: list[int] = []
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        self.starts.append(time.monotonic())
+        self.sizes.append(int(batch.shape[0]))
+        time.sleep(self.seconds)
+        self.ends.append(time.monotonic())
+        return batch * 2
+
+
+def _runner(forward: _SlowDouble, max_size: int, max_wait_s: float) -> InferenceRunner:
+    return InferenceRunner(
+        forward, Metrics(), batching=True, max_size=max_size, max_wait_s=max_wait_s, queue_max=100
+    )
+
+
+def test_wait_is_bounded_by_max_wait_plus_the_running_pass() -> None:
+    forward = _SlowDouble(0.5)
+
+    async def go() -> float:
+        runner = _runner(forward, max_size=100, max_wait_s=0.3)
+        await runner.start()
+        t0 = time.monotonic()
+        first = asyncio.create_task(runner.predict(torch.ones(1, 4)))
+        await asyncio.sleep(0.1)
+        # Arrives while the first batch is still collecting; lands in it, or (if it
+        # closed) in the next batch, which must start as soon as the pass ends.
+        second = asyncio.create_task(runner.predict(torch.full((1, 4), 3.0)))
+        await asyncio.sleep(0.35)
+        third = asyncio.create_task(runner.predict(torch.full((1, 4), 5.0)))
+        outs = await asyncio.gather(first, second, third)
+        await runner.stop()
+        assert [o.tolist() for o in outs] == [[[2.0] * 4], [[6.0] * 4], [[10.0] * 4]]
+        return t0
+
+    t0 = asyncio.run(go())
+    # The first batch waited for its window (0.3 s), not for more: it was not full.
+    assert 0.25 <= forward.starts[0] - t0 < 0.6
+    assert forward.sizes[0] == 2
+    # The third request queued behind a running pass: its window had already passed,
+    # so its batch started right when that pass ended instead of waiting again.
+    assert forward.starts[1] - forward.ends[0] < 0.15
+
+
+def test_a_full_batch_starts_without_waiting() -> None:
+    forward = _SlowDouble(0.0)
+
+    async def go() -> float:
+        runner = _runner(forward, max_size=2, max_wait_s=2.0)
+        await runner.start()
+        t0 = time.monotonic()
+        await asyncio.gather(runner.predict(torch.ones(1, 4)), runner.predict(torch.ones(1, 4)))
+        await runner.stop()
+        return t0
+
+    t0 = asyncio.run(go())
+    assert forward.sizes == [2]
+    assert forward.starts[0] - t0 < 1.0

@@ -1,0 +1,290 @@
+"""The prediction log against a real MySQL-protocol server (TEST_MYSQL_URL).
+
+The outage test puts a small TCP proxy between the service and the server and stops
+it mid-run: the database "goes away" for the service while the test can still read
+the real server directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, select
+from sqlalchemy.engine import Engine, make_url
+
+from conftest import serve
+from {{ cookiecutter.package_name }}.db import predictions
+from {{ cookiecutter.package_name }}.settings import Settings
+
+MYSQL_URL = os.environ.get("TEST_MYSQL_URL")
+needs_mysql = pytest.mark.skipif(
+    not MYSQL_URL,
+    reason="TEST_MYSQL_URL is not set: no MySQL-protocol server to log to "
+    "(e.g. TEST_MYSQL_URL=mysql+pymysql://user:pw@127.0.0.1:3306/db)",
+)
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:<port> to a target; stop() cuts every connection."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        self.port = probe.getsockname()[1]
+        probe.close()
+        self._listener: socket.socket | None = None
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(16)
+        listener.settimeout(0.1)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        with self._lock:
+            for conn in self._conns:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+                conn.close()
+            self._conns.clear()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while self._listener is listener:
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+
+@pytest.fixture
+def mysql_engine() -> Iterator[Engine]:
+    assert MYSQL_URL is not None
+    engine = create_engine(MYSQL_URL, pool_pre_ping=True)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def proxy() -> Iterator[TcpProxy]:
+    assert MYSQL_URL is not None
+    url = make_url(MYSQL_URL)
+    tcp = TcpProxy(url.host or "127.0.0.1", url.port or 3306)
+    tcp.start()
+    try:
+        yield tcp
+    finally:
+        tcp.stop()
+
+
+def db_settings(factory: Callable[..., Settings], port: int, **overrides: object) -> Settings:
+    assert MYSQL_URL is not None
+    url = make_url(MYSQL_URL)
+    values: dict[str, object] = {
+        "db_enabled": True,
+        "db_host": "127.0.0.1",
+        "db_port": port,
+        "db_user": url.username,
+        "db_password": url.password,
+        "db_name": url.database,
+        "dev_mode": True,  # the test server's password may be a simple one
+        "db_flush_interval_ms": 50,
+        "db_retry_max_s": 0.5,
+        "db_connect_timeout_s": 1,
+        "db_read_timeout_s": 2,
+        "db_write_timeout_s": 2,
+    }
+    values.update(overrides)
+    return factory(**values)
+
+
+def logged(engine: Engine, ids: list[str]) -> dict[str, dict[str, object]]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(predictions).where(predictions.c.request_id.in_(ids)))
+        return {row.request_id: dict(row._mapping) for row in rows}
+
+
+async def wait_for_rows(
+    engine: Engine, ids: list[str], within: float = 15
+) -> dict[str, dict[str, object]]:
+    deadline = time.monotonic() + within
+    while True:
+        rows = await asyncio.to_thread(logged, engine, ids)
+        if len(rows) == len(ids) or time.monotonic() > deadline:
+            return rows
+        await asyncio.sleep(0.1)
+
+
+async def predict(client: httpx.AsyncClient, request_id: str) -> httpx.Response:
+    return await client.post(
+        "/predict", json={"inputs": [[1.0, 2.0, 3.0, 4.0]]}, headers={"X-Request-ID": request_id}
+    )
+
+
+def metric(text: str, name: str) -> float:
+    match = re.search(rf"^{name} (\S+)$", text, re.M)
+    assert match, name
+    return float(match.group(1))
+
+
+@pytest.mark.mysql
+@needs_mysql
+def test_rows_are_written_with_the_request_ids(
+    settings_factory: Callable[..., Settings], mysql_engine: Engine, proxy: TcpProxy
+) -> None:
+    async def go() -> None:
+        async with serve(db_settings(settings_factory, proxy.port)) as (_, client):
+            ids = [f"rows-{uuid.uuid4().hex}" for _ in range(5)]
+            responses = [await predict(client, rid) for rid in ids]
+            assert all(r.status_code == 200 for r in responses)
+            rows = await wait_for_rows(mysql_engine, ids)
+            assert set(rows) == set(ids)
+            for response in responses:
+                row = rows[response.json()["request_id"]]
+                assert row["status"] == "ok"
+                assert row["n_items"] == 1
+                assert row["model_version"] == "1.0.0"
+                assert row["model_name"] == "demo-mlp-small"
+                assert len(str(row["input_sha256"])) == 64
+                assert json.loads(str(row["outputs"])) == response.json()["outputs"]
+            ready = (await client.get("/ready")).json()
+            assert ready["db"] == "up"
+
+    asyncio.run(go())
+
+
+@pytest.mark.mysql
+@needs_mysql
+def test_outage_mid_run_degrades_logging_not_predictions(
+    settings_factory: Callable[..., Settings], mysql_engine: Engine, proxy: TcpProxy
+) -> None:
+    async def go() -> None:
+        settings = db_settings(settings_factory, proxy.port, db_queue_max=5, db_batch_max=2)
+        async with serve(settings) as (_, client):
+            before = [f"before-{uuid.uuid4().hex}" for _ in range(3)]
+            for rid in before:
+                assert (await predict(client, rid)).status_code == 200
+            assert len(await wait_for_rows(mysql_engine, before)) == 3
+
+            proxy.stop()  # the database is gone for the service
+            during = [f"during-{uuid.uuid4().hex}" for _ in range(30)]
+            for rid in during:
+                start = time.monotonic()
+                response = await predict(client, rid)
+                assert response.status_code == 200
+                assert time.monotonic() - start < 1.0
+            deadline = time.monotonic() + 10
+            while (await client.get("/ready")).json()["db"] != "down":
+                assert time.monotonic() < deadline, "the outage never showed in /ready"
+                await asyncio.sleep(0.1)
+            ready = await client.get("/ready")
+            assert ready.status_code == 200  # still serving: the log is not required
+            metrics = (await client.get("/metrics")).text
+            assert metric(metrics, "db_write_failures_total") >= 1
+            assert metric(metrics, "db_queue_dropped_total") >= 1
+            assert metric(metrics, "db_up") == 0
+            assert metric(metrics, "db_queue_depth") <= 5
+
+            proxy.start()  # the database is back
+            deadline = time.monotonic() + 20
+            while True:
+                metrics = (await client.get("/metrics")).text
+                db = (await client.get("/ready")).json()["db"]
+                if db == "up" and metric(metrics, "db_queue_depth") == 0:
+                    break
+                assert time.monotonic() < deadline, "the writer never caught up"
+                await asyncio.sleep(0.1)
+            # What was buffered during the outage got written; the rest was dropped:
+            # at most the queue (5) plus the batch held for retry (2) survive.
+            kept = await asyncio.to_thread(logged, mysql_engine, during)
+            assert 1 <= len(kept) <= 7
+            dropped = metric(metrics, "db_queue_dropped_total")
+            assert len(kept) + dropped == len(during)
+            after = [f"after-{uuid.uuid4().hex}" for _ in range(3)]
+            for rid in after:
+                assert (await predict(client, rid)).status_code == 200
+            rows = await wait_for_rows(mysql_engine, after, within=20)
+            assert set(rows) == set(after)
+            assert (await client.get("/ready")).json()["db"] == "up"
+
+    asyncio.run(go())
+
+
+def test_unreachable_database_never_fails_predictions(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now
+
+    async def go() -> None:
+        settings = settings_factory(
+            db_enabled=True,
+            db_host="127.0.0.1",
+            db_port=port,
+            db_password="not-a-placeholder-9",
+            db_flush_interval_ms=20,
+            db_retry_max_s=0.2,
+            db_queue_max=3,
+            db_connect_timeout_s=1,
+        )
+        async with serve(settings) as (_, client):
+            for i in range(10):
+                response = await predict(client, f"offline-{i}")
+                assert response.status_code == 200
+            deadline = time.monotonic() + 10
+            while (await client.get("/ready")).json()["db"] != "down":
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+            ready = await client.get("/ready")
+            assert ready.status_code == 200
+            assert ready.json()["db_error"]  # the reason is shown
+            metrics = (await client.get("/metrics")).text
+            assert metric(metrics, "db_queue_dropped_total") >= 1
+
+    asyncio.run(go())

@@ -1,0 +1,47 @@
+"""Prometheus metrics: every documented series is exposed and moves."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+
+from conftest import serve
+from {{ cookiecutter.package_name }}.settings import Settings
+
+SERIES = [
+    "http_requests_total",
+    "http_request_duration_seconds_bucket",
+    "http_requests_in_flight",
+    "inference_batch_size_bucket",
+    "inference_duration_seconds_bucket",
+    "inference_errors_total",
+    "prediction_items_total",
+    "batch_queue_rejections_total",
+    "model_ready",
+    "model_info",
+    "db_up",
+    "db_rows_written_total",
+    "db_write_failures_total",
+    "db_queue_dropped_total",
+    "db_queue_depth",
+]
+
+
+def test_metrics_are_exposed_and_count(settings_factory: Callable[..., Settings]) -> None:
+    async def go() -> tuple[str, str]:
+        async with serve(settings_factory()) as (_, client):
+            await client.post("/predict", json={"inputs": [[1, 2, 3, 4], [4, 3, 2, 1]]})
+            await client.post("/predict", json={"inputs": [[1, 2]]})
+            response = await client.get("/metrics")
+            return response.headers["content-type"], response.text
+
+    content_type, text = asyncio.run(go())
+    assert content_type.startswith("text/plain")
+    for name in SERIES:
+        assert re.search(rf"^{name}[{{ '{{' }} ]", text, re.M), name
+    assert 'http_requests_total{method="POST",route="/predict",status="200"} 1.0' in text
+    assert 'http_requests_total{method="POST",route="/predict",status="422"} 1.0' in text
+    assert "prediction_items_total 2.0" in text
+    assert "model_ready 1.0" in text
+    assert 'model_info{name="demo-mlp-small"' in text

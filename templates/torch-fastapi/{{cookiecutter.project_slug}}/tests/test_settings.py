@@ -1,0 +1,148 @@
+"""Settings: secrets from files, refusal of placeholder passwords, clear errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import PROJECT_DIR
+from {{ cookiecutter.package_name }}.settings import Settings, SettingsError, load_settings
+
+PLACEHOLDERS = [
+    "",
+    "   ",
+    "changeme",
+    "CHANGE_ME",
+    "password",
+    "secret",
+    "<your password>",
+    "${DB_PASSWORD}",
+    "change-me-please",
+    "root",
+    "example",
+]
+
+
+REFUSAL = (
+    "invalid settings: the database password is empty or a placeholder: set DB_PASSWORD or "
+    "DB_PASSWORD_FILE to a real secret (or DEV_MODE=true for local development)"
+)
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith(("DB_", "MODEL_", "BATCH", "DEV_MODE", "MAX_")):
+            monkeypatch.delenv(name)
+
+
+@pytest.mark.parametrize("password", PLACEHOLDERS)
+def test_placeholder_password_is_refused(monkeypatch: pytest.MonkeyPatch, password: str) -> None:
+    monkeypatch.setenv("DB_PASSWORD", password)
+    with pytest.raises(SettingsError, match="empty or a placeholder") as info:
+        load_settings()
+    # One line, and it never echoes the value.
+    assert str(info.value) == REFUSAL
+
+
+def test_missing_password_is_refused() -> None:
+    with pytest.raises(SettingsError, match="empty or a placeholder"):
+        load_settings()
+
+
+def test_dev_mode_allows_a_placeholder(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DB_PASSWORD", "changeme")
+    monkeypatch.setenv("DEV_MODE", "true")
+    assert load_settings().dev_mode is True
+
+
+def test_disabled_database_needs_no_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DB_ENABLED", "false")
+    assert load_settings().db_password is None
+
+
+def test_password_file_is_read_without_its_newline(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    secret = tmp_path / "db_password"
+    secret.write_text("s3cr3t-Value_9\n")
+    monkeypatch.setenv("DB_PASSWORD_FILE", str(secret))
+    settings = load_settings()
+    assert settings.db_password is not None
+    assert settings.db_password.get_secret_value() == "s3cr3t-Value_9"
+    assert "s3cr3t" not in repr(settings)
+
+
+def test_placeholder_in_password_file_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    secret = tmp_path / "db_password"
+    secret.write_text("changeme\n")
+    monkeypatch.setenv("DB_PASSWORD_FILE", str(secret))
+    with pytest.raises(SettingsError, match="empty or a placeholder"):
+        load_settings()
+
+
+def test_unreadable_password_file_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("DB_PASSWORD_FILE", str(tmp_path / "missing"))
+    with pytest.raises(SettingsError, match="cannot be read"):
+        load_settings()
+
+
+def test_password_and_file_together_are_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    secret = tmp_path / "db_password"
+    secret.write_text("another-real-secret")
+    monkeypatch.setenv("DB_PASSWORD_FILE", str(secret))
+    monkeypatch.setenv("DB_PASSWORD", "a-real-secret-value")
+    with pytest.raises(SettingsError, match="not both"):
+        load_settings()
+
+
+def test_bad_values_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DB_ENABLED", "false")
+    monkeypatch.setenv("MODEL_SHA256", "abc")
+    monkeypatch.setenv("BATCH_MAX_SIZE", "0")
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    assert "MODEL_SHA256: must be 64 hexadecimal characters" in str(info.value)
+    assert "BATCH_MAX_SIZE" in str(info.value)
+
+
+def test_items_limit_cannot_exceed_the_batch_size() -> None:
+    with pytest.raises(ValueError, match="must not exceed"):
+        Settings(db_enabled=False, batch_max_size=4, max_items_per_request=8)
+
+
+def test_template_defaults() -> None:
+    settings = Settings(db_enabled=False)
+    assert settings.port == {{ cookiecutter.api_port | int }}
+    assert settings.batching_enabled is {{ "True" if cookiecutter.batching else "False" }}
+    assert settings.batch_max_size == {{ cookiecutter.batch_max_size | int }}
+    assert settings.db_name == {{ cookiecutter.db_name | json_str }}
+    assert settings.model_path == Path("/models/model.pt")
+
+
+def test_service_refuses_to_start_with_one_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "DEV_MODE"))}
+    env["PYTHONPATH"] = str(PROJECT_DIR / "src")
+    env["DB_PASSWORD"] = "changeme"
+    result = subprocess.run(
+        [sys.executable, "-m", "{{ cookiecutter.package_name }}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: invalid settings:")
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
