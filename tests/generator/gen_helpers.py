@@ -52,28 +52,44 @@ def render(answers: dict[str, Any], dest: Path) -> Path:
     return dest
 
 
-def render_cookiecutter(answers: dict[str, Any], output_dir: Path) -> Path:
-    """Render with plain cookiecutter in a separate process (no servegen imported)."""
-    extra = []
-    for key, value in answers.items():
-        if isinstance(value, bool):
-            value = "yes" if value else "no"
-        extra.append(f"{key}={value}")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cookiecutter",
-            "--no-input",
-            "-o",
-            str(output_dir),
-            str(TEMPLATE_DIR),
-            *extra,
-        ],
-        check=True,
-        capture_output=True,
-        cwd=output_dir,
+def render_cookiecutter(
+    answers: dict[str, Any], output_dir: Path, *, interactive: bool = False
+) -> Path:
+    """Render with plain cookiecutter in a separate process (no servegen imported).
+
+    ``interactive`` types the answers into cookiecutter's own prompts (the way a user
+    does; typed text is taken literally). Otherwise they go on the command line as
+    extra context, which cookiecutter evaluates as Jinja: only plain values then.
+    """
+    command = [sys.executable, "-m", "cookiecutter", "-o", str(output_dir), str(TEMPLATE_DIR)]
+    stdin = None
+    if interactive:
+        spec = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text(encoding="utf-8"))
+        lines = []
+        for key, raw in spec.items():
+            if key.startswith("_"):
+                continue
+            value = answers.get(key)
+            if value is None:
+                lines.append("")
+            elif isinstance(raw, list):
+                lines.append(str(raw.index(value) + 1))
+            elif isinstance(value, bool):
+                lines.append("yes" if value else "no")
+            else:
+                assert "\n" not in str(value), "a prompt answer is one line"
+                lines.append(str(value))
+        stdin = "\n".join(lines) + "\n"
+    else:
+        command.insert(3, "--no-input")
+        for key, value in answers.items():
+            if isinstance(value, bool):
+                value = "yes" if value else "no"
+            command.append(f"{key}={value}")
+    out = subprocess.run(
+        command, input=stdin, capture_output=True, text=True, cwd=output_dir, check=False
     )
+    assert out.returncode == 0, out.stderr
     (project,) = [p for p in output_dir.iterdir() if p.is_dir()]
     return project
 

@@ -1,0 +1,246 @@
+"""Rendering: same tree as plain cookiecutter, reproducible, atomic, derived values."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from gen_helpers import TEMPLATE_DIR, render, render_cookiecutter, servegen, tree
+
+from generator.options import build_options
+from generator.template import find_template, load_template
+
+COOKIECUTTER = [sys.executable, "-m", "cookiecutter"]
+
+TRICKY = {
+    "project_name": "Ünïcode {{ x }} Fraud Scorer",
+    "description": 'Says "hi" \\ {{ x }} {% y %} # z: w',
+    "author": "Zoë O'Brien <zoe@example.org> # team: ml",
+    "python_version": "3.12",
+    "torch_version": "2.9.1",
+    "accelerator": "cuda",
+    "api_port": "9100",
+    "batching": False,
+    "batch_max_size": "1",
+    "batch_max_wait_ms": "0",
+}
+
+ANSWER_SETS = [
+    pytest.param({}, id="defaults"),
+    pytest.param(TRICKY, id="tricky"),
+    pytest.param({**TRICKY, "description": "two\nlines, \ttab"}, id="multiline"),
+    pytest.param(
+        {"project_name": "Svc", "project_slug": "my-svc", "package_name": "svc_pkg"},
+        id="explicit-names",
+    ),
+]
+
+#: cookiecutter's command-line extra context is evaluated as Jinja, so values with
+#: template syntax are typed into its prompts instead (as a user would); a multi-line
+#: value cannot be typed into a prompt, and plain cookiecutter cannot take one.
+COOKIECUTTER_SETS = [
+    pytest.param({}, False, id="defaults-no-input"),
+    pytest.param({}, True, id="defaults-prompts"),
+    pytest.param(TRICKY, True, id="tricky-prompts"),
+    pytest.param(
+        {"project_name": "Svc", "project_slug": "my-svc", "package_name": "svc_pkg"},
+        False,
+        id="explicit-names-no-input",
+    ),
+    pytest.param(
+        {"project_name": "Svc Two", "python_version": "3.13", "accelerator": "cuda"},
+        False,
+        id="derived-no-input",
+    ),
+]
+
+
+@pytest.mark.parametrize(("answers", "interactive"), COOKIECUTTER_SETS)
+def test_servegen_and_cookiecutter_give_identical_trees(
+    tmp_path: Path, answers: dict[str, Any], interactive: bool
+) -> None:
+    ours = render(answers, tmp_path / "servegen" / "project")
+    (tmp_path / "cookiecutter").mkdir()
+    theirs = render_cookiecutter(answers, tmp_path / "cookiecutter", interactive=interactive)
+    a, b = tree(ours), tree(theirs)
+    assert sorted(a) == sorted(b)
+    differing = [name for name in a if a[name] != b[name]]
+    assert not differing, f"files differ between servegen and cookiecutter: {differing}"
+    # File modes follow the template (executable scripts stay executable).
+    for name in a:
+        assert (ours / name).stat().st_mode == (theirs / name).stat().st_mode, name
+    # Both wrote their own random secrets.
+    assert sorted(p.name for p in (ours / "secrets").iterdir()) == sorted(
+        p.name for p in (theirs / "secrets").iterdir()
+    )
+
+
+@pytest.mark.parametrize("answers", ANSWER_SETS)
+def test_rerender_from_recorded_answers_is_identical(
+    tmp_path: Path, answers: dict[str, Any]
+) -> None:
+    first = render(answers, tmp_path / "first")
+    recorded = first / ".servegen-answers.yml"
+    result = servegen(
+        "new", str(tmp_path / "second"), "--no-input", "--answers", str(recorded), cwd=tmp_path
+    )
+    assert result.exit_code == 0, result.output
+    assert tree(first) == tree(tmp_path / "second")
+
+
+def test_recorded_answers_without_no_input_ask_nothing(tmp_path: Path) -> None:
+    first = render({"project_name": "Quiet"}, tmp_path / "first")
+    result = servegen(
+        "new", "second", "--answers", str(first / ".servegen-answers.yml"), input="", cwd=tmp_path
+    )
+    assert result.exit_code == 0, result.output
+    assert tree(first) == tree(tmp_path / "second")
+
+
+def test_json_answers_file(tmp_path: Path) -> None:
+    answers = tmp_path / "answers.json"
+    answers.write_text(
+        json.dumps({"project_name": "Json Svc", "api_port": 9001, "batching": False}),
+        encoding="utf-8",
+    )
+    result = servegen("new", "--no-input", "--answers", str(answers), cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    recorded = yaml.safe_load((tmp_path / "json-svc" / ".servegen-answers.yml").read_text())
+    assert recorded["api_port"] == 9001
+    assert recorded["batching"] is False
+    assert recorded["project_slug"] == "json-svc"
+
+
+def test_set_wins_over_the_answers_file(tmp_path: Path) -> None:
+    answers = tmp_path / "a.yml"
+    answers.write_text("project_name: From File\napi_port: 9001\n", encoding="utf-8")
+    result = servegen(
+        "new", "p", "--no-input", "--answers", str(answers), "--set", "api_port=9002", cwd=tmp_path
+    )
+    assert result.exit_code == 0, result.output
+    recorded = yaml.safe_load((tmp_path / "p" / ".servegen-answers.yml").read_text())
+    assert (recorded["project_name"], recorded["api_port"]) == ("From File", 9002)
+
+
+def test_derived_values_follow_until_set() -> None:
+    template = load_template()
+    options = build_options(template, sets=["project_name=Fraud Scorer"]).build()
+    assert (options["project_slug"], options["package_name"], options["db_name"]) == (
+        "fraud-scorer",
+        "fraud_scorer",
+        "fraud_scorer",
+    )
+    options = build_options(
+        template, sets=["project_name=Fraud Scorer", "project_slug=risk-api"]
+    ).build()
+    assert (options["package_name"], options["db_name"]) == ("risk_api", "risk_api")
+    options = build_options(template, sets=["package_name=core", "project_name=X Y"]).build()
+    assert (options["project_slug"], options["package_name"], options["db_name"]) == (
+        "x-y",
+        "core",
+        "core",
+    )
+    assert options.explicit == frozenset({"project_name", "package_name"})
+
+
+def test_options_are_immutable() -> None:
+    options = build_options(load_template()).build()
+    with pytest.raises(TypeError):
+        options.values["api_port"] = "1"  # type: ignore[index]
+    with pytest.raises(AttributeError):
+        options.explicit = frozenset()  # type: ignore[misc]
+
+
+def test_force_replaces_the_tree_and_keeps_secrets(tmp_path: Path) -> None:
+    project = render({"api_port": "9000"}, tmp_path / "svc")
+    secrets = {p.name: p.read_bytes() for p in (project / "secrets").glob("*.txt")}
+    assert secrets, "the post-generation hook wrote no secrets"
+    (project / "stale.txt").write_text("from the old tree")
+    result = servegen("new", "svc", "--no-input", "--force", "--set", "api_port=9001", cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    assert not (project / "stale.txt").exists()
+    assert "api_port: 9001" in (project / ".servegen-answers.yml").read_text()
+    assert {p.name: p.read_bytes() for p in (project / "secrets").glob("*.txt")} == secrets
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["svc"]  # no staging left
+
+
+def _broken_template(tmp_path: Path) -> Path:
+    broken = tmp_path / "broken-template"
+    shutil.copytree(TEMPLATE_DIR, broken, ignore=shutil.ignore_patterns("__pycache__"))
+    bad = broken / "{{cookiecutter.project_slug}}" / "zz_broken.txt"
+    bad.write_text("{{ cookiecutter.no_such_answer }}\n", encoding="utf-8")
+    return broken
+
+
+def test_a_failed_render_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SERVEGEN_TEMPLATE_DIR", str(_broken_template(tmp_path)))
+    work = tmp_path / "work"
+    work.mkdir()
+    result = servegen("new", "deep/er/svc", "--no-input", cwd=work)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1
+    assert "no_such_answer" in result.stderr
+    assert list(work.iterdir()) == [], "parents, staging or project left behind"
+
+
+def test_a_failed_force_render_keeps_the_old_tree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = render({}, tmp_path / "svc")
+    before = tree(project, skip=())
+    monkeypatch.setenv("SERVEGEN_TEMPLATE_DIR", str(_broken_template(tmp_path)))
+    result = servegen("new", "svc", "--no-input", "--force", cwd=tmp_path)
+    assert result.exit_code == 1
+    assert tree(project, skip=()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken-template", "svc"]
+
+
+def test_plain_cookiecutter_hook_refuses_bad_answers(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [*COOKIECUTTER, "--no-input", "-o", str(tmp_path), str(TEMPLATE_DIR), "api_port=80"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert out.returncode != 0
+    assert "error: api_port: must be between 1024 and 65535, got 80" in out.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_plain_cookiecutter_from_a_relative_template_path(tmp_path: Path) -> None:
+    # _repo_dir is then relative; the hooks must still find the template's rules.
+    relative = Path("templates") / "torch-fastapi"
+    out = subprocess.run(
+        [*COOKIECUTTER, "--no-input", "-o", str(tmp_path), str(relative)],
+        capture_output=True,
+        text=True,
+        cwd=TEMPLATE_DIR.parent.parent,
+    )
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "model-service" / ".servegen-answers.yml").is_file()
+
+
+def test_template_found_in_checkout_and_overridable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert find_template() == TEMPLATE_DIR.resolve()
+    monkeypatch.setenv("SERVEGEN_TEMPLATE_DIR", str(tmp_path))
+    result = servegen("options")
+    assert result.exit_code == 1
+    assert "template 'torch-fastapi' not found" in result.stderr
+
+
+def test_options_match_cookiecutter_json() -> None:
+    template = load_template()
+    spec = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text())
+    names = [k for k in spec if not k.startswith("_")]
+    assert list(template.keys) == names == list(template.rules.RULES)
+    assert set(spec["__prompts__"]) == set(names)
+    for key in names:
+        assert template.rule(key).help
