@@ -52,7 +52,8 @@ class Dense(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x @ weight.T + bias``."""
-        return nn.functional.linear(x, self.weight, self.bias)
+        out: torch.Tensor = nn.functional.linear(x, self.weight, self.bias)
+        return out
 
 
 class DemoMLP(nn.Module):
@@ -70,7 +71,8 @@ class DemoMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits for a batch of feature vectors."""
-        return self.net(x)
+        out: torch.Tensor = self.net(x)
+        return out
 
 
 def build(size: str) -> tuple[bytes, dict[str, object]]:

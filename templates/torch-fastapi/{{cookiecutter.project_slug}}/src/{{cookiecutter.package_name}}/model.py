@@ -178,7 +178,9 @@ def load_model(settings: Settings) -> LoadedModel:
             # and the warning would otherwise repeat in every container start-up log.
             warnings.filterwarnings("ignore", JIT_DEPRECATION, DeprecationWarning)
             # Loading from the bytes that were hashed: the file cannot change in between.
-            module = torch.jit.load(io.BytesIO(data), map_location=device, _extra_files=extra)
+            module = torch.jit.load(  # type: ignore[no-untyped-call]
+                io.BytesIO(data), map_location=device, _extra_files=extra
+            )
     except Exception as exc:  # torch raises several types for a damaged archive
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(

@@ -102,7 +102,7 @@ async def predict(body: PredictRequest, request: Request, runtime: RuntimeDep) -
     if runner is None:  # pragma: no cover - READY implies a runner
         raise HTTPException(503, "the model is not ready")
     # Digest of the exact bytes the model sees (any dtype, bfloat16 included).
-    digest = hashlib.sha256(batch.contiguous().view(torch.uint8).numpy()).hexdigest()
+    digest = hashlib.sha256(batch.contiguous().view(torch.uint8).numpy().data).hexdigest()
     try:
         out = await runner.predict(batch)
     except OverloadedError as exc:
