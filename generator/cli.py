@@ -217,6 +217,12 @@ def new(
     if not no_input:
         _ask(builder)
     options = builder.build()
+    if builder.recorded_version not in (None, template.version):
+        typer.echo(
+            f"note: the answers were recorded with template version {builder.recorded_version};"
+            f" rendering with {template.version}",
+            err=True,
+        )
     base = output_dir if output_dir is not None else Path.cwd()
     target = base / (dest if dest is not None else Path(options.slug))
     created = render(options, target, force=force)

@@ -88,6 +88,8 @@ class OptionsBuilder:
         self.template = template
         self._given: dict[str, Any] = {}
         self._source: dict[str, str] = {}
+        #: ``_template_version`` of an applied answers file (None when it had none).
+        self.recorded_version: str | None = None
 
     # -- sources ---------------------------------------------------------------------
 
@@ -122,6 +124,8 @@ class OptionsBuilder:
             raise UsageError(
                 f"{path}: written for template {recorded_template!r}, not {self.template.name!r}"
             )
+        if data.get("_template_version") is not None:
+            self.recorded_version = str(data["_template_version"])
         for key, value in data.items():
             if isinstance(key, str) and key.startswith("_"):
                 continue  # metadata: template name and version, cookiecutter's own keys

@@ -10,10 +10,14 @@ rename); the destination appears only when everything, hooks included, succeeded
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import sys
 import tempfile
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -96,9 +100,8 @@ def render(options: Options, dest: Path, *, force: bool = False) -> Path:
         raise RenderError(f"cannot create {dest.parent}: {exc.strerror or exc}") from exc
     done = False
     try:
-        project = _generate(options, staging)
-        if dest.is_dir():
-            _carry_secrets(dest, project)
+        keep = dest / SECRETS_DIR if dest.is_dir() else None
+        project = _generate(options, staging, keep_secrets=keep)
         _move_into_place(project, dest, staging)
         done = True
     finally:
@@ -108,34 +111,109 @@ def render(options: Options, dest: Path, *, force: bool = False) -> Path:
     return dest
 
 
-def _generate(options: Options, staging: Path) -> Path:
-    """Run cookiecutter's generator (hooks included) into ``staging``."""
-    from cookiecutter.exceptions import CookiecutterException
+def _generate(options: Options, staging: Path, keep_secrets: Path | None) -> Path:
+    """Run cookiecutter's generator (hooks included) into ``staging``.
+
+    With ``keep_secrets``, the old project's secrets are put in place first and the
+    project is rendered over them, exactly as cookiecutter's own re-render
+    (``overwrite_if_exists``) does, so the post-generation hook keeps those passwords.
+    """
+    from cookiecutter.exceptions import CookiecutterException, FailedHookException
     from cookiecutter.generate import generate_files
     from jinja2 import TemplateError
 
     context = build_context(options, staging)
+    expected = staging / options.slug
+    if keep_secrets is not None and keep_secrets.is_dir():
+        shutil.copytree(keep_secrets, expected / SECRETS_DIR, symlinks=True)
+    hook_output = _Captured()
     try:
-        with on_sys_path(options.template.path):
-            project = generate_files(
-                repo_dir=str(options.template.path),
-                context=context,
-                output_dir=str(staging),
-                accept_hooks=True,
+        with (
+            on_sys_path(options.template.path),
+            _quiet_cookiecutter(),
+            _hook_stderr() as hook_output,
+        ):
+            project = Path(
+                generate_files(
+                    repo_dir=str(options.template.path),
+                    context=context,
+                    output_dir=str(staging),
+                    overwrite_if_exists=expected.exists(),
+                    accept_hooks=True,
+                )
             )
+    except FailedHookException as exc:
+        # A hook refuses an input (its own "error: ..." line says which); say that line.
+        reported = [ln for ln in hook_output.text().splitlines() if ln.startswith("error: ")]
+        if reported:
+            raise UsageError(reported[-1].removeprefix("error: ")) from exc
+        raise RenderError(f"template {options.template.name}: {exc}") from exc
     except CookiecutterException as exc:
         raise RenderError(f"template {options.template.name} failed to render: {exc}") from exc
     except TemplateError as exc:
         raise RenderError(f"template {options.template.name} has a Jinja error: {exc}") from exc
     except OSError as exc:
         raise RenderError(f"cannot write the project: {exc}") from exc
-    return Path(project)
+    finally:
+        # Warnings of a hook that passed still reach the user.
+        for line in hook_output.text().splitlines():
+            if line.strip() and not line.startswith("error: "):
+                print(line, file=sys.stderr)
+    if project != expected:
+        raise RenderError(f"template rendered {project.name!r}, expected {expected.name!r}")
+    return project
 
 
-def _carry_secrets(old: Path, new: Path) -> None:
-    source = old / SECRETS_DIR
-    if source.is_dir():
-        shutil.copytree(source, new / SECRETS_DIR, dirs_exist_ok=True)
+@contextmanager
+def _quiet_cookiecutter() -> Iterator[None]:
+    """Keep cookiecutter's log records (a traceback on a failed hook) off the terminal.
+
+    Without a handler of its own, Python's last-resort handler prints them; servegen
+    reports the failure itself, in one line.
+    """
+    logger = logging.getLogger("cookiecutter")
+    handler = logging.NullHandler()
+    logger.addHandler(handler)
+    saved = logger.propagate
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = saved
+
+
+class _Captured:
+    """Text a hook wrote to file descriptor 2, available once the block ended."""
+
+    def __init__(self) -> None:
+        self._text = ""
+
+    def text(self) -> str:
+        """Return what was captured (empty while capturing)."""
+        return self._text
+
+
+@contextmanager
+def _hook_stderr() -> Iterator[_Captured]:
+    """Capture file descriptor 2, where cookiecutter's hook processes write.
+
+    Hooks run as child processes that inherit the descriptor, so replacing
+    ``sys.stderr`` would not see their output; redirecting the descriptor does.
+    """
+    captured = _Captured()
+    with tempfile.TemporaryFile() as sink:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield captured
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            captured._text = sink.read().decode("utf-8", errors="replace")
 
 
 def _move_into_place(project: Path, dest: Path, staging: Path) -> None:

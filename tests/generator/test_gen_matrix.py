@@ -29,6 +29,7 @@ EXPECTED_FILES = [
     ".gitignore",
     ".servegen-answers.yml",
     "Dockerfile",
+    "Makefile",
     "README.md",
     "compose.yaml",
     "docs/containers.md",

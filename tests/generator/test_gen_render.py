@@ -244,3 +244,48 @@ def test_options_match_cookiecutter_json() -> None:
     assert set(spec["__prompts__"]) == set(names)
     for key in names:
         assert template.rule(key).help
+
+
+def test_a_hook_refusal_is_one_line_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The post-generation hook refuses a supplied database password that is too short.
+    monkeypatch.setenv("SERVEGEN_DB_PASSWORD", "short")
+    result = servegen("new", "svc", "--no-input", cwd=tmp_path)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: SERVEGEN_DB_PASSWORD")
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_older_template_version_is_noted(tmp_path: Path) -> None:
+    first = render({}, tmp_path / "first")
+    recorded = first / ".servegen-answers.yml"
+    text = recorded.read_text().replace(
+        f'_template_version: "{load_template().version}"', '_template_version: "0.0.1"'
+    )
+    recorded.write_text(text)
+    result = servegen("new", "second", "--no-input", "--answers", str(recorded), cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "recorded with template version 0.0.1" in result.stderr
+
+
+def test_plain_cookiecutter_with_directory_option(tmp_path: Path) -> None:
+    # `cookiecutter <repo> --directory templates/torch-fastapi`, with the repository given
+    # as a local folder (a git URL is cloned to the same layout first).
+    out = subprocess.run(
+        [
+            *COOKIECUTTER,
+            "--no-input",
+            "-o",
+            str(tmp_path),
+            str(TEMPLATE_DIR.parent.parent),
+            "--directory",
+            "templates/torch-fastapi",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "model-service" / "secrets" / "db_password.txt").is_file()
