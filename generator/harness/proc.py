@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -108,7 +109,8 @@ class StatusLine:
     """Shows a child's progress: one live line on a terminal, plain lines otherwise.
 
     The live line keeps the terminal tidy during a long build while the full output is
-    still collected for the report.
+    still collected for the report. A ticker redraws it every second, so the elapsed time
+    keeps moving while a quiet step (installing torch) prints nothing.
     """
 
     def __init__(self, label: str, stream: TextIO | None = None, live: bool | None = None):
@@ -117,26 +119,47 @@ class StatusLine:
         self.live = live if live is not None else self.stream.isatty()
         self.started = time.monotonic()
         self._width = 0
+        self._last = ""
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._ticker: threading.Thread | None = None
+        if self.live:
+            self._ticker = threading.Thread(target=self._tick, daemon=True)
+            self._ticker.start()
 
     def __call__(self, line: str) -> None:
         """Show one line of the child's output."""
-        write = self.stream.write
         if not self.live:
-            write(f"  {line}\n")
+            self.stream.write(f"  {line}\n")
             return
-        elapsed = time.monotonic() - self.started
-        text = f"{self.label} {elapsed:5.0f}s  {line.strip()}"
-        text = text[: _terminal_columns() - 1]
-        write("\r" + text.ljust(self._width))
-        self._width = len(text)
-        self.stream.flush()
+        if line.strip():
+            self._last = line.strip()
+        self._draw()
+
+    def _tick(self) -> None:
+        while not self._stopped.wait(1.0):
+            self._draw()
+
+    def _draw(self) -> None:
+        with self._lock:
+            if self._stopped.is_set():
+                return
+            elapsed = time.monotonic() - self.started
+            text = f"{self.label} {elapsed:5.0f}s  {self._last}"[: _terminal_columns() - 1]
+            self.stream.write("\r" + text.ljust(self._width))
+            self._width = len(text)
+            self.stream.flush()
 
     def close(self) -> None:
-        """End the live line so later output starts on a fresh line."""
-        if self.live and self._width:
-            self.stream.write("\r" + " " * self._width + "\r")
-            self.stream.flush()
-            self._width = 0
+        """Stop the ticker and clear the live line so later output starts cleanly."""
+        with self._lock:
+            self._stopped.set()
+            if self.live and self._width:
+                self.stream.write("\r" + " " * self._width + "\r")
+                self.stream.flush()
+                self._width = 0
+        if self._ticker is not None:
+            self._ticker.join()
 
 
 def _terminal_columns() -> int:

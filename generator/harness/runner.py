@@ -14,6 +14,8 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TextIO
@@ -38,7 +40,7 @@ from generator.harness.overlay import (
 )
 from generator.harness.preflight import Environment, run_preflight
 from generator.harness.project import Project, load_project
-from generator.harness.report import FAILED, INTERRUPTED, PASSED, Report
+from generator.harness.report import FAILED, INTERRUPTED, PASSED, Report, Step
 from generator.harness.teardown import teardown
 
 #: Exit code for a failure the harness did not foresee (a bug): not one of the documented.
@@ -131,10 +133,10 @@ def _outcome(error: HarnessError) -> str:
 
 def _steps(state: _Run) -> None:
     options, report = state.options, state.report
-    with report.step("project") as step:
+    with _step(state, "project") as step:
         project = state.project = load_project(Path(options.project_dir))
         step.figures.update(slug=project.slug, api_port=project.api_port, db=project.db_name)
-    with report.step("preflight") as step:
+    with _step(state, "preflight") as step:
         env = state.env = run_preflight(options.docker_host, project.root)
         step.figures.update(env.figures)
     _prepare(state, project, env)
@@ -143,23 +145,23 @@ def _steps(state: _Run) -> None:
         f"servegen test: run {report.run_id}, compose project {state.compose.name}, "
         f"image {state.app_image}\n"
     )
-    with report.step("lint") as step:
+    with _step(state, "lint") as step:
         step.figures.update(lint.hadolint(project))
         step.figures.update(_overlay_and_config(state))
     _wheelhouse(state, project, env)
-    with report.step("build") as step:
+    with _step(state, "build") as step:
         figures, _log = build_step.build(state.compose, _progress_stream())
         step.figures.update(figures)
         base = options.base_image or project.default_base_image
         step.figures.update(build_step.measure(env.client, state.app_image, base))
-    with report.step("demo-model") as step:
+    with _step(state, "demo-model") as step:
         sha = stack.demo_model_sha256(env.client, state.app_image, report.run_id)
         step.figures["sha256"] = sha
         if options.model_sha256_override:
             sha = options.model_sha256_override
             step.figures["sha256_given_to_downloader"] = sha
         _write_overlay(state, sha)
-    with report.step("up") as step, _with_container_log(state):
+    with _step(state, "up") as step, _with_container_log(state):
         state.stack_up = True
         started = time.monotonic()
         stack.up(state.compose, _progress_stream())
@@ -167,18 +169,18 @@ def _steps(state: _Run) -> None:
         port = stack.published_port(env.client, state.compose.name, project.api_port)
         state.base_url = f"http://127.0.0.1:{port}"
         step.figures["url"] = state.base_url
-    with report.step("ready") as step, _with_container_log(state):
+    with _step(state, "ready") as step, _with_container_log(state):
         step.figures.update(
             stack.wait_ready(
                 env.client, state.compose.name, state.base_url, started, options.ready_timeout
             )
         )
-    with report.step("predict") as step, _with_container_log(state):
+    with _step(state, "predict") as step, _with_container_log(state):
         step.figures.update(probes.predict(state.base_url, project.sample_request))
     request_id = str(step.figures["request_id"])
-    with report.step("malformed") as step, _with_container_log(state):
+    with _step(state, "malformed") as step, _with_container_log(state):
         step.figures.update(probes.malformed(state.base_url))
-    with report.step("database") as step, _with_container_log(state):
+    with _step(state, "database") as step, _with_container_log(state):
         db = stack.service_container(env.client, state.compose.name, "db")
         if db is None:
             raise SmokeFailed("the db container is missing")
@@ -187,6 +189,14 @@ def _steps(state: _Run) -> None:
 
 def _progress_stream() -> TextIO:
     return sys.stderr
+
+
+@contextmanager
+def _step(state: _Run, name: str) -> Iterator[Step]:
+    """Record a step in the report and tell the person watching that it started."""
+    _progress_stream().write(f"-> {name}\n")
+    with state.report.step(name) as step:
+        yield step
 
 
 def _prepare(state: _Run, project: Project, env: Environment) -> None:
@@ -260,7 +270,7 @@ def _wheelhouse(state: _Run, project: Project, env: Environment) -> None:
     if not choice:
         state.report.skip("wheelhouse", "not asked for (pip uses the index)")
         return
-    with state.report.step("wheelhouse") as step:
+    with _step(state, "wheelhouse") as step:
         if choice == "auto":
             base = state.options.base_image or project.default_base_image or ""
             target = wheelhouse.probe_target(
@@ -299,7 +309,7 @@ def _finish(state: _Run, error: HarnessError | Interrupted | None) -> None:
     keep = state.options.keep and state.stack_up and not isinstance(error, Interrupted)
     try:
         if state.compose is not None and state.env is not None and not keep:
-            with state.report.step("teardown") as step:
+            with _step(state, "teardown") as step:
                 figures = teardown(
                     state.env.client, state.compose, state.report.run_id, state.app_image
                 )

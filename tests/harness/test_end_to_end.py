@@ -7,6 +7,7 @@ exit code, the JSON report, and that nothing labelled with the run is left on th
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -14,6 +15,7 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -200,3 +202,52 @@ def test_sigint_tears_everything_down(
     assert "INTERRUPTED" in output
     assert "teardown" in output
     _assert_nothing_left(docker_client, run_id, image, output)
+
+
+def test_keep_leaves_the_stack_running_and_prints_how_to_remove_it(
+    project_dir: Path,
+    docker_client: Any,
+    standin_images: dict[str, str],
+    wheelhouse: Path,
+) -> None:
+    out = io.StringIO()
+    code = run(_options(project_dir, standin_images, wheelhouse, keep=True), out=out)
+    text = out.getvalue()
+    url = re.search(r"The stack is still running: (http://127\.0\.0\.1:\d+)", text)
+    remove = re.search(r"^  (.* down --volumes --remove-orphans && .*)$", text, re.MULTILINE)
+    run_id = re.search(r"--project-name (sgtest-[0-9a-f]+)-", text)
+    assert code == 0, text
+    assert url and remove and run_id, text
+    try:
+        with urllib.request.urlopen(url[1] + "/ready", timeout=10) as response:
+            assert response.status == 200
+        assert leftovers(docker_client, run_id[1]).get("containers")
+    finally:
+        done = subprocess.run(remove[1], shell=True, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert leftovers(docker_client, run_id[1]) == {}
+
+
+def test_a_wheelhouse_missing_packages_fails_the_build_with_exit_4(
+    project_dir: Path,
+    docker_client: Any,
+    standin_images: dict[str, str],
+    wheelhouse: Path,
+    tmp_path: Path,
+) -> None:
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    for wheel in wheelhouse.glob("fastapi-*.whl"):
+        os.link(wheel, partial / wheel.name)
+    json_path = tmp_path / "report.json"
+    code = run(_options(project_dir, standin_images, partial, json_path=json_path))
+    report = json.loads(json_path.read_text(encoding="utf-8"))
+    steps = _steps(report)
+    assert code == 4
+    assert report["outcome"] == "build failed"
+    assert steps["build"]["status"] == "failed"
+    assert steps["build"]["log_source"] == "the build"
+    assert any("No matching distribution" in line for line in steps["build"]["log_tail"])
+    assert "up" not in steps
+    assert steps["teardown"]["status"] == "passed"
+    assert leftovers(docker_client, report["run_id"]) == {}
