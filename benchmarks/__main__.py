@@ -59,6 +59,11 @@ def parser() -> argparse.ArgumentParser:
         help="arguments of scripts/make_demo_model.py for the heavier model (default: %(default)s)",
     )
     r.add_argument("--keep-images", action="store_true", help="keep the images built")
+    r.add_argument(
+        "--image",
+        help="measure start-up and serving of this already built app image "
+        "(not with the build section)",
+    )
     return p
 
 
@@ -69,6 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.out is not None and not args.out.parent.is_dir():
         print(f"error: --out {args.out}: folder does not exist", file=sys.stderr)
         return 2
+    if args.image and "build" in args.only:
+        print(
+            "error: --image measures an existing image: add --only without build", file=sys.stderr
+        )
+        return 2
     opts = RunOptions(
         quick=args.quick,
         sections=args.only,
@@ -76,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         db_image=args.db_image,
         heavy_model_args=tuple(shlex.split(args.heavy_model_args)),
         keep_images=args.keep_images,
+        image=args.image,
         command=command_line(argv),
     )
     try:

@@ -174,6 +174,10 @@ def make_model(client: Any, image: str, out_dir: Path, extra_args: list[str]) ->
     if status.get("StatusCode") != 0:
         last = logs.strip().splitlines()[-1:] or ["no output"]
         raise RuntimeError(f"make_demo_model.py {' '.join(extra_args)} failed: {last[0]}")
+    # The maker writes 0600 as root; the app runs as a non-root user and reads it
+    # through a read-only bind mount, as it would from the downloader's volume.
+    for made in out_dir.iterdir():
+        made.chmod(0o644)
     for token in reversed(logs.split()):
         token = token.strip().lower()
         if len(token) == 64 and all(c in "0123456789abcdef" for c in token):
@@ -231,22 +235,27 @@ def _published_port(container: Any, container_port: int, deadline: float) -> int
 
 
 def wait_ready(container: Any, port: int, deadline: float, path: str = "/ready") -> None:
-    """Poll ``path`` every 20 ms until it answers 200; raise with the log tail otherwise."""
+    """Poll ``path`` every 20 ms until it answers 200; raise with the reason otherwise.
+
+    A body that reports the state ``failed`` (the model could not be loaded) ends the
+    wait at once: it will not become ready by itself.
+    """
+    last = "no answer"
     while time.monotonic() < deadline:
         try:
-            status, _ = http_get(port, path, timeout=1.0)
+            status, body = http_get(port, path, timeout=1.0)
             if status == 200:
                 return
+            last = f"{status} {body[:200].decode(errors='replace')}"
+            if b'"state":"failed"' in body.replace(b" ", b""):
+                break
         except (OSError, http.client.HTTPException):
             pass
         time.sleep(0.02)
         container.reload()
         if container.status == "exited":
             break
-    tail = container.logs(tail=5).decode(errors="replace").strip().splitlines()
-    raise RuntimeError(
-        f"app container not ready ({container.status}); last log: {tail[-1] if tail else '-'}"
-    )
+    raise RuntimeError(f"app container not ready ({container.status}); {path}: {last}")
 
 
 def start_app(

@@ -44,6 +44,7 @@ class RunOptions:
     db_image: str = "mysql:8.4"
     heavy_model_args: tuple[str, ...] = ("--heavy",)
     keep_images: bool = False
+    image: str | None = None
     command: str = ""
 
     @property
@@ -286,11 +287,18 @@ def _engine_sections(
 
     _log("rendering the default project with servegen new")
     project_dir = render_project(work / "servegen")
-    _log("filling the wheelhouse (servegen test --wheelhouse auto)")
-    harness_adapter.fill_wheelhouse(
-        client, project_dir, opts.base_image, {dockerutil.LABEL: run_id}
-    )
     built: dict[str, str] = {}
+    if opts.image:
+        # Start-up and serving of an image built earlier (no build section): tagged for
+        # this run so that nothing else removes it meanwhile; the tag goes at the end.
+        repo_tag = f"servegen-bench/servegen:{run_id}"
+        client.images.get(opts.image).tag(repo_tag)
+        built["servegen"] = repo_tag
+    else:
+        _log("filling the wheelhouse (servegen test --wheelhouse auto)")
+        harness_adapter.fill_wheelhouse(
+            client, project_dir, opts.base_image, {dockerutil.LABEL: run_id}
+        )
     if "build" in opts.sections:
         try:
             built = images.run(
