@@ -367,3 +367,25 @@ def test_compose_stack_needs_a_model_url_then_comes_up_healthy(
     assert body["ready"] is True
     assert body["db"] == "up", "the app logs in to MySQL with the secret file's password"
     compose(built.project, env, "down", "--volumes")
+
+
+def test_offline_build_without_wheels_stops_with_a_hint(
+    docker_client: Any, standin_images: dict[str, str], tmp_path: Path
+) -> None:
+    project = render({}, tmp_path)
+    seed = tmp_path / "seed"
+    seed.mkdir()
+    write_overlay(project, seed)
+    env = clean_env(
+        APP_IMAGE=f"servegen-test/no-wheels:{RUN_ID}",
+        BASE_IMAGE=standin_images["python"],
+        BUILD_PIP_NO_INDEX="1",
+    )
+    try:
+        result = compose(project, env, "build", "app", check=False)
+        assert result.returncode != 0
+        assert "PIP_NO_INDEX is set but wheels/ holds no wheels" in result.stdout + result.stderr
+    finally:
+        for image in docker_client.images.list(filters={"label": f"{TEST_LABEL}={RUN_ID}"}):
+            if f"servegen-test/no-wheels:{RUN_ID}" in image.tags:
+                docker_client.images.remove(image.id, force=True)
