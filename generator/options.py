@@ -63,14 +63,6 @@ class Options:
         """Return the answers as cookiecutter holds them: text, and bools for yes/no."""
         return {key: self.values[key] for key in self.template.keys}
 
-    def record(self) -> dict[str, Any]:
-        """Return the answers with their natural types (numbers as ints), in order."""
-        out: dict[str, Any] = {}
-        for key in self.template.keys:
-            value = self.values[key]
-            out[key] = int(value) if self.template.rule(key).kind == "int" else value
-        return out
-
 
 def _rule_error(exc: Exception, source: str | None) -> OptionError:
     """Turn a rules-module error into an OptionError that says where the value came from."""
@@ -161,10 +153,6 @@ class OptionsBuilder:
             del self._given[key]
 
     # -- reading ---------------------------------------------------------------------
-
-    def is_given(self, key: str) -> bool:
-        """Tell whether the option was set explicitly by some source."""
-        return key in self._given
 
     def value(self, key: str) -> Any:
         """Return the current value: the explicit answer, else the (derived) default."""

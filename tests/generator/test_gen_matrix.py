@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tokenize
 from pathlib import Path
 from typing import Any
@@ -120,8 +121,6 @@ def test_exact_file_set(project: Path) -> None:
 
 def _free_text_forms(answers: dict[str, Any]) -> list[str]:
     """Every escaped form of the free-text answers (they may legitimately hold ``{{``)."""
-    import sys
-
     sys.path.insert(0, str(TEMPLATE_DIR))
     try:
         import servegen_ext
@@ -178,7 +177,7 @@ def test_python_compiles_and_passes_ruff(project: Path) -> None:
     # not used for exactly that reason.
     for args in (["check"], ["format", "--check", "--diff"]):
         out = subprocess.run(
-            ["ruff", *args, "--no-cache", "."],
+            [sys.executable, "-m", "ruff", *args, "--no-cache", "."],
             cwd=project,
             capture_output=True,
             text=True,

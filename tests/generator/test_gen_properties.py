@@ -11,6 +11,7 @@ unchanged from every place the template puts it (found with a sentinel render).
 from __future__ import annotations
 
 import ast
+import os
 import sys
 import tempfile
 import tomllib
@@ -109,8 +110,12 @@ def check(field: str, value: str) -> None:
         check_project(dest, field, value)
 
 
+#: Each example renders a project (a fraction of a second), so the count stays modest;
+#: SERVEGEN_PROPERTY_EXAMPLES raises it for a deeper search.
 PROPERTY_SETTINGS = settings(
-    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=int(os.environ.get("SERVEGEN_PROPERTY_EXAMPLES", "20")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
 )
 
 
