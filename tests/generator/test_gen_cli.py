@@ -271,3 +271,10 @@ def test_help_lists_the_commands() -> None:
     assert result.exit_code == 0
     for command in ("new", "options", "test"):
         assert command in result.stdout
+
+
+def test_test_command_refuses_a_bad_timeout(tmp_path: Path) -> None:
+    result = servegen("test", str(tmp_path), "--ready-timeout", "0")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: ") and "--ready-timeout" in result.stderr
+    assert len(result.stderr.splitlines()) == 1

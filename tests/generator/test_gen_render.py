@@ -289,3 +289,10 @@ def test_plain_cookiecutter_with_directory_option(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "model-service" / "secrets" / "db_password.txt").is_file()
+
+
+def test_the_template_never_imports_servegen() -> None:
+    # Plain cookiecutter must work where servegen is not installed.
+    for path in [*TEMPLATE_DIR.glob("*.py"), *TEMPLATE_DIR.glob("hooks/*.py")]:
+        text = path.read_text(encoding="utf-8")
+        assert "import generator" not in text and "from generator" not in text, path
