@@ -365,3 +365,16 @@ def start_db(
     tail = container.logs(tail=3).decode(errors="replace").strip().splitlines()
     container.remove(force=True)
     raise RuntimeError(f"database {image} not ready: {tail[-1] if tail else 'no log'}")
+
+
+def remove_run_images(client: Any, run_id: str, repository: str = "servegen-bench") -> list[str]:
+    """Remove every ``<repository>/*`` tag that carries ``run_id``; return what failed."""
+    failed: list[str] = []
+    for img in client.images.list(name=f"{repository}/*"):
+        for tag in img.tags:
+            if run_id in tag.rpartition(":")[2]:
+                try:
+                    client.images.remove(tag)
+                except Exception as exc:
+                    failed.append(f"image {tag}: {exc}")
+    return failed

@@ -135,8 +135,13 @@ def run(
     run_id: str,
     results: Results,
     progress: Callable[[str], None],
+    extra_requirement: str = EXTRA_REQUIREMENT,
 ) -> dict[str, str]:
-    """Build both images three times, add the rows to ``results``; return the image names."""
+    """Build both images three times, add the rows to ``results``; return the image names.
+
+    ``extra_requirement`` is the pin the requirements change adds; its wheel is fetched
+    into ``wheels/`` unless one is there already.
+    """
     naive_dir = make_naive_copy(project_dir, work / "naive" / project_dir.name)
     variants = [
         Variant(
@@ -168,13 +173,15 @@ def run(
     for v in variants:
         change_code(v.target.project_dir, nonce)
         _rebuild(client, v, "code", run_id, progress)
-    harness_adapter.add_wheels(project_dir, base_image, client, [EXTRA_REQUIREMENT])
-    for wheel in (project_dir / "wheels").glob("six-*.whl"):
+    dist = extra_requirement.split("==")[0].strip().replace("-", "_").lower()
+    if not list((project_dir / "wheels").glob(f"{dist}-*.whl")):
+        harness_adapter.add_wheels(project_dir, base_image, client, [extra_requirement])
+    for wheel in (project_dir / "wheels").glob(f"{dist}-*.whl"):
         link = naive_dir / "wheels" / wheel.name
         if not link.exists():
             os.link(wheel, link)
     for v in variants:
-        change_requirements(v.target.project_dir, nonce)
+        change_requirements(v.target.project_dir, nonce, extra_requirement)
         _rebuild(client, v, "requirements", run_id, progress)
     _add_rows(results, variants)
     return {v.label: v.target.image for v in variants}

@@ -426,13 +426,8 @@ def _cleanup(client: Any, run_id: str, opts: RunOptions, results: Results) -> No
         results.failures.append("left behind: " + "; ".join(leftovers))
     if opts.keep_images:
         return
-    for img in client.images.list(name="servegen-bench/*"):
-        for tag in img.tags:
-            if run_id in tag:
-                try:
-                    client.images.remove(tag, noprune=False)
-                except Exception as exc:
-                    results.failures.append(f"image {tag} not removed: {exc}")
+    for failure in dockerutil.remove_run_images(client, run_id):
+        results.failures.append(f"not removed: {failure}")
 
 
 def command_line(argv: list[str]) -> str:

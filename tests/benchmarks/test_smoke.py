@@ -403,3 +403,114 @@ def test_image_figures_and_breakdown_on_the_standins(
     info = dockerutil.venv_breakdown(docker_client, python)
     assert info["entries"]  # Debian's python3 has a site-packages with something in it
     assert info["prefix_bytes"] >= sum(info["entries"].values())
+
+
+def _tiny_wheel(folder: Path, name: str = "benchtiny", version: str = "1.0") -> Path:
+    """A minimal pure-Python wheel made here, so the build test needs no index."""
+    import base64
+    import hashlib
+    import zipfile
+
+    files = {
+        f"{name}/__init__.py": b"VALUE = 1\n",
+        f"{name}-{version}.dist-info/METADATA": (
+            f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode()
+        ),
+        f"{name}-{version}.dist-info/WHEEL": (
+            b"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        ),
+    }
+    record = []
+    for path, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(data)}")
+    record.append(f"{name}-{version}.dist-info/RECORD,,")
+    files[f"{name}-{version}.dist-info/RECORD"] = ("\n".join(record) + "\n").encode()
+    wheel = folder / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for path, data in files.items():
+            zf.writestr(path, data)
+    return wheel
+
+
+_TINY_DOCKERFILE = """\
+ARG BASE_IMAGE=python:3.11-slim
+FROM ${BASE_IMAGE} AS builder
+ARG PIP_NO_INDEX
+ARG PIP_FIND_LINKS=/wheels
+RUN python -m venv /opt/venv
+RUN --mount=type=bind,source=requirements.txt,target=/tmp/requirements.txt \\
+    --mount=type=bind,source=wheels,target=/wheels \\
+    /opt/venv/bin/pip install --no-index --find-links /wheels -r /tmp/requirements.txt
+FROM ${BASE_IMAGE}
+COPY --from=builder /opt/venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+WORKDIR /app
+COPY src/ /app/src/
+"""
+
+_TINY_COMPOSE = """\
+services:
+  app:
+    image: ${APP_IMAGE:-tiny-bench:latest}
+    build:
+      context: .
+      args:
+        - BASE_IMAGE
+        - PIP_NO_INDEX
+        - PIP_FIND_LINKS
+"""
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_build_section_on_a_tiny_project(
+    docker_client: object, standin_images: dict[str, str], tmp_path: Path
+) -> None:
+    import uuid
+
+    project = tmp_path / "tiny-service"
+    (project / "src" / "tiny_service").mkdir(parents=True)
+    (project / "src" / "tiny_service" / "__init__.py").write_text("")
+    (project / "src" / "tiny_service" / "app.py").write_text("APP = 1\n")
+    (project / "examples").mkdir()
+    (project / "examples" / "predict_request.json").write_text('{"inputs": [[1.0]]}\n')
+    (project / "wheels").mkdir()
+    _tiny_wheel(project / "wheels")
+    (project / "requirements.txt").write_text("# nothing pinned yet\n")
+    (project / "Dockerfile").write_text(_TINY_DOCKERFILE)
+    (project / "compose.yaml").write_text(_TINY_COMPOSE)
+    (project / ".dockerignore").write_text("*.pt\n")
+    run_id = "t" + uuid.uuid4().hex[:7]
+    results = report.Results(command="test", started_utc="now")
+    try:
+        built = images.run(
+            docker_client,
+            work=tmp_path / "work",
+            project_dir=project,
+            base_image=standin_images["python"],
+            run_id=run_id,
+            results=results,
+            progress=lambda _: None,
+            extra_requirement="benchtiny==1.0",
+        )
+    finally:
+        failed = dockerutil.remove_run_images(docker_client, run_id)
+    assert failed == []
+    assert set(built) == {"servegen", images.BASELINE}
+    above = results.get("image.above_base")
+    assert above is not None and above.value and above.baseline and above.ratio is not None
+    # The multi-stage image rewrites only its code layer; the naive one reinstalls too.
+    code = results.get("build.code")
+    assert code is not None and code.note.startswith("layers rebuilt: 1 of ")
+    naive_rebuilt = int(code.note.split(" vs ")[1].split(" of ")[0])
+    assert naive_rebuilt >= 2
+    share = results.get("build.code_only_layers")
+    assert share is not None and share.value is not None and share.baseline is not None
+    assert share.value < share.baseline
+    assert set(results.breakdown) == {"servegen", images.BASELINE}
+    # Measured after the cold build: the venv holds pip (the extra pin came later).
+    assert any(name == "pip" for name, _ in results.breakdown["servegen"])
+    print(report.render_markdown(results))
+    left = docker_client.images.list(name="servegen-bench/*")  # type: ignore[attr-defined]
+    assert not [t for img in left for t in img.tags if run_id in t]
