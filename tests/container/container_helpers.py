@@ -155,6 +155,12 @@ def wheelhouse_for(requirements: Path) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     partial = root / f".{tag}.partial-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    # Only the CPU build of torch may come: the default index's build of the same
+    # version is CUDA's, several GB. Without a "+cpu" wheel within reach pip fails fast.
+    pin = re.search(r"(?m)^torch==([0-9][0-9.]*)\s*$", requirements.read_text(encoding="utf-8"))
+    constraints = partial.parent / f".{tag}.constraints-{os.getpid()}.txt"
+    constraints.write_text(f"torch=={pin[1]}+cpu\n" if pin else "", encoding="utf-8")
     result = subprocess.run(
         [
             sys.executable,
@@ -167,11 +173,14 @@ def wheelhouse_for(requirements: Path) -> Path:
             str(partial),
             "-r",
             str(requirements),
+            "-c",
+            str(constraints),
         ],
         capture_output=True,
         text=True,
         check=False,
     )
+    constraints.unlink()
     if result.returncode != 0:
         shutil.rmtree(partial, ignore_errors=True)
         raise RuntimeError(f"pip download failed: {result.stderr.strip()[-2000:]}")
