@@ -60,6 +60,12 @@ def parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--keep-images", action="store_true", help="keep the images built")
     r.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="let the server and the load generator share every CPU "
+        "(default: server on CPU 0, load generator on the others)",
+    )
+    r.add_argument(
         "--image",
         help="measure start-up and serving of this already built app image "
         "(not with the build section)",
@@ -87,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         heavy_model_args=tuple(shlex.split(args.heavy_model_args)),
         keep_images=args.keep_images,
         image=args.image,
+        pin=not args.no_pin,
         command=command_line(argv),
     )
     try:

@@ -139,7 +139,7 @@ def venv_breakdown(client: Any, ref: str, timeout: float = 120.0) -> dict[str, A
             err = container.logs(stdout=False, stderr=True).decode().strip().splitlines()
             raise RuntimeError(f"size breakdown failed in {ref}: {err[-1] if err else status}")
     finally:
-        container.remove(force=True)
+        remove(container)
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     return result
 
@@ -170,7 +170,7 @@ def make_model(client: Any, image: str, out_dir: Path, extra_args: list[str]) ->
         status = container.wait(timeout=300)
         logs = container.logs().decode(errors="replace")
     finally:
-        container.remove(force=True)
+        remove(container)
     if status.get("StatusCode") != 0:
         last = logs.strip().splitlines()[-1:] or ["no output"]
         raise RuntimeError(f"make_demo_model.py {' '.join(extra_args)} failed: {last[0]}")
@@ -268,7 +268,7 @@ def start_app(
     run_id: str,
     network: str | None = None,
     timeout: float = 120.0,
-    cpus: float | None = None,
+    cpuset: str | None = None,
 ) -> AppContainer:
     """Create the app container, then time ``start`` -> ``/ready`` answering 200.
 
@@ -276,8 +276,8 @@ def start_app(
     the figure is what an orchestrator sees when it (re)starts an existing container.
     """
     kwargs: dict[str, Any] = {}
-    if cpus is not None:
-        kwargs["nano_cpus"] = int(cpus * 1e9)
+    if cpuset is not None:
+        kwargs["cpuset_cpus"] = cpuset
     container = client.containers.create(
         image,
         environment=env,
@@ -295,7 +295,7 @@ def start_app(
         wait_ready(container, port, t0 + timeout)
         elapsed = time.monotonic() - t0
     except BaseException:
-        container.remove(force=True)
+        remove(container)
         raise
     return AppContainer(container=container, port=port, start_to_ready=elapsed, env=env)
 
@@ -312,13 +312,22 @@ def network(client: Any, name: str, run_id: str) -> Iterator[str]:
             net.remove()
 
 
+def remove(container: Any) -> None:
+    """Remove a container and its anonymous volumes; one that is already gone is fine."""
+    try:
+        container.remove(force=True, v=True)
+    except Exception as exc:
+        if getattr(getattr(exc, "response", None), "status_code", None) != 404:
+            raise
+
+
 def cleanup(client: Any, run_id: str) -> list[str]:
-    """Remove every container and network labelled with ``run_id``; return what was left."""
+    """Remove every container, network and volume labelled ``run_id``; return what is left."""
     leftovers: list[str] = []
     flt = {"label": f"{LABEL}={run_id}"}
     for c in client.containers.list(all=True, filters=flt):
         try:
-            c.remove(force=True)
+            remove(c)
         except Exception as exc:
             leftovers.append(f"container {c.short_id}: {exc}")
     for n in client.networks.list(filters=flt):
@@ -326,11 +335,24 @@ def cleanup(client: Any, run_id: str) -> list[str]:
             n.remove()
         except Exception as exc:
             leftovers.append(f"network {n.name}: {exc}")
+    for v in client.volumes.list(filters=flt):
+        try:
+            v.remove(force=True)
+        except Exception as exc:
+            leftovers.append(f"volume {v.name}: {exc}")
     return leftovers
 
 
 def start_db(
-    client: Any, image: str, *, name: str, network: str, run_id: str, password: str, database: str
+    client: Any,
+    image: str,
+    *,
+    name: str,
+    network: str,
+    run_id: str,
+    password: str,
+    database: str,
+    cpuset: str | None = None,
 ) -> Any:
     """Start a MySQL-protocol database on ``network`` (reachable as ``name``); wait for it.
 
@@ -338,9 +360,13 @@ def start_db(
     Ready means a real login of the app's user succeeds, not only ``mysqladmin ping``,
     which already answers while the first-run initialisation is still going on.
     """
+    # A labelled named volume for the data directory (the image declares one): an
+    # anonymous volume would carry no label, and clean-up could not find it.
+    volume = client.volumes.create(f"{name}-data", labels={LABEL: run_id})
     container = client.containers.run(
         image,
         name=name,
+        volumes={volume.name: {"bind": "/var/lib/mysql", "mode": "rw"}},
         environment={
             "MYSQL_ROOT_PASSWORD": password + "-root",
             "MYSQL_DATABASE": database,
@@ -350,6 +376,7 @@ def start_db(
         network=network,
         labels={LABEL: run_id},
         detach=True,
+        **({"cpuset_cpus": cpuset} if cpuset else {}),
     )
     deadline = time.monotonic() + 180
     # "status" needs a successful login, unlike "ping".
@@ -363,7 +390,7 @@ def start_db(
             break
         time.sleep(1)
     tail = container.logs(tail=3).decode(errors="replace").strip().splitlines()
-    container.remove(force=True)
+    remove(container)
     raise RuntimeError(f"database {image} not ready: {tail[-1] if tail else 'no log'}")
 
 

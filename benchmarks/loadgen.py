@@ -220,8 +220,12 @@ def run_load(
     duration: float = 5.0,
     warmup: float = 0.5,
     timeout: float = 30.0,
+    cpus: set[int] | None = None,
 ) -> dict[str, Any]:
     """Run :func:`run` in a separate Python process and return its result.
+
+    ``cpus`` pins that process to these CPUs (Linux), so that it does not compete with
+    a server pinned elsewhere.
 
     A separate process keeps the client's CPU work off the server's interpreter when the
     server runs on the host, and is the same set-up when it runs in a container.
@@ -245,6 +249,8 @@ def run_load(
         str(timeout),
         "--body-stdin",
     ]
+    if cpus:
+        cmd += ["--cpus", ",".join(str(c) for c in sorted(cpus))]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     try:
@@ -278,8 +284,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--warmup", type=float, default=0.5)
     parser.add_argument("--timeout", type=float, default=30.0)
+    parser.add_argument("--cpus", help="pin this process to these CPUs, e.g. 1 or 1,2")
     args = parser.parse_args(argv)
     try:
+        if args.cpus:
+            os.sched_setaffinity(0, {int(c) for c in args.cpus.split(",")})
         if args.body_stdin:
             body = sys.stdin.buffer.read()
         elif args.body_file:
@@ -298,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
                 timeout=args.timeout,
             )
         )
-    except (LoadError, OSError) as exc:
+    except (LoadError, OSError, ValueError) as exc:
         print(f"loadgen: {exc}", file=sys.stderr)
         return 2
     json.dump(result, sys.stdout)

@@ -45,6 +45,7 @@ class RunOptions:
     heavy_model_args: tuple[str, ...] = ("--heavy",)
     keep_images: bool = False
     image: str | None = None
+    pin: bool = True
     command: str = ""
 
     @property
@@ -54,10 +55,19 @@ class RunOptions:
 
     @property
     def plan(self) -> LoadPlan:
-        """Load levels and durations of the serving section."""
+        """Load levels, durations and CPU placement of the serving section.
+
+        With two CPUs or more, the server gets CPU 0 and the load generator (and the
+        database) the others, so that the client's own work does not eat into the
+        server's CPU and the figures describe the server on one core.
+        """
+        pinning: dict[str, Any] = {}
+        cpus = sorted(os.sched_getaffinity(0))
+        if self.pin and len(cpus) >= 2:
+            pinning = {"server_cpuset": str(cpus[0]), "client_cpus": frozenset(cpus[1:])}
         if self.quick:
-            return LoadPlan(levels=(1, 32), duration=1.0, warmup=0.3, max_requests=5_000)
-        return LoadPlan()
+            return LoadPlan(levels=(1, 32), duration=1.0, warmup=0.3, max_requests=5_000, **pinning)
+        return LoadPlan(**pinning)
 
 
 def _log(message: str) -> None:
@@ -292,7 +302,10 @@ def _engine_sections(
         # Start-up and serving of an image built earlier (no build section): tagged for
         # this run so that nothing else removes it meanwhile; the tag goes at the end.
         repo_tag = f"servegen-bench/servegen:{run_id}"
-        client.images.get(opts.image).tag(repo_tag)
+        try:
+            client.images.get(opts.image).tag(repo_tag)
+        except Exception as exc:
+            raise RuntimeError(f"--image {opts.image}: not found on this engine") from exc
         built["servegen"] = repo_tag
     else:
         _log("filling the wheelhouse (servegen test --wheelhouse auto)")
@@ -343,6 +356,7 @@ def _engine_sections(
         base_env = {"DEV_MODE": "false", "WORKERS": "1"}
         try:
             _log(f"starting the database ({opts.db_image}) for the prediction log")
+            client_cpus = opts.plan.client_cpus
             dockerutil.start_db(
                 client,
                 opts.db_image,
@@ -351,6 +365,7 @@ def _engine_sections(
                 run_id=run_id,
                 password=password,
                 database=db_name,
+                cpuset=",".join(str(c) for c in sorted(client_cpus)) if client_cpus else None,
             )
             base_env.update(
                 {
@@ -375,7 +390,7 @@ def _engine_sections(
                 run_id=run_id,
                 network=net_name,
             )
-            app.container.remove(force=True)
+            dockerutil.remove(app.container)
             return app.start_to_ready
 
         if "startup" in opts.sections:
@@ -415,6 +430,7 @@ def _engine_sections(
                     except Exception as exc:
                         results.failures.append(f"serving {model.name}, batching {batching}: {exc}")
             serving_rows(results, points)
+            results.notes.append(f"serving: {plan.describe()}")
         dockerutil.cleanup(client, run_id)
 
 

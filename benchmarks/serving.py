@@ -30,6 +30,17 @@ class LoadPlan:
     warmup: float = 1.0
     max_requests: int = 50_000
     timeout: float = 30.0
+    #: CPUs of the server container (``docker run --cpuset-cpus``); None = all
+    server_cpuset: str | None = None
+    #: CPUs of the load generator process; None = all
+    client_cpus: frozenset[int] | None = None
+
+    def describe(self) -> str:
+        """Where the server and the client ran, for the report."""
+        if self.server_cpuset is None:
+            return "server and load generator share all CPUs"
+        cpus = ",".join(str(c) for c in sorted(self.client_cpus or ()))
+        return f"server container pinned to CPU {self.server_cpuset}, load generator to CPU {cpus}"
 
 
 @dataclass(frozen=True)
@@ -97,6 +108,7 @@ def load_point(
             duration=plan.duration,
             warmup=plan.warmup,
             timeout=plan.timeout,
+            cpus=set(plan.client_cpus) if plan.client_cpus else None,
         )
     except LoadError as exc:
         return {**label, "error": str(exc)}
@@ -135,6 +147,7 @@ def run_configuration(
         container_port=container_port,
         run_id=run_id,
         network=network,
+        cpuset=plan.server_cpuset,
     )
     points: list[dict[str, Any]] = []
     try:
@@ -172,7 +185,7 @@ def run_configuration(
         if status != 200:
             raise RuntimeError(f"/ready answered {status} after the load")
     finally:
-        app.container.remove(force=True)
+        dockerutil.remove(app.container)
     return points
 
 

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -64,7 +65,12 @@ def server() -> Iterator[str]:
 
 def test_loadgen_in_its_own_process_counts_every_answer(server: str) -> None:
     result = loadgen.run_load(
-        server + "/ok", concurrency=4, duration=0.3, warmup=0.05, max_requests=2_000
+        server + "/ok",
+        concurrency=4,
+        duration=0.3,
+        warmup=0.05,
+        max_requests=2_000,
+        cpus={min(os.sched_getaffinity(0))},
     )
     assert result["errors"] == 0
     assert result["ok"] == result["requests"] > 0
@@ -514,3 +520,36 @@ def test_build_section_on_a_tiny_project(
     print(report.render_markdown(results))
     left = docker_client.images.list(name="servegen-bench/*")  # type: ignore[attr-defined]
     assert not [t for img in left for t in img.tags if run_id in t]
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_database_for_the_prediction_log_starts_and_leaves_nothing(
+    docker_client: object, standin_images: dict[str, str]
+) -> None:
+    import uuid
+
+    run_id = "t" + uuid.uuid4().hex[:7]
+    flt = {"label": f"{dockerutil.LABEL}={run_id}"}
+    try:
+        with dockerutil.network(docker_client, f"servegen-bench-{run_id}", run_id) as net:
+            db = dockerutil.start_db(
+                docker_client,
+                standin_images["mysql"],
+                name=f"bench-db-{run_id}",
+                network=net,
+                run_id=run_id,
+                password="a-real-secret-1",
+                database="bench",
+            )
+            code, out = db.exec_run(
+                ["mysqladmin", "-h", "127.0.0.1", "-uapp", "-pa-real-secret-1", "status"]
+            )
+            assert code == 0, out
+            assert dockerutil.cleanup(docker_client, run_id) == []
+    finally:
+        dockerutil.cleanup(docker_client, run_id)
+    client: Any = docker_client
+    assert client.containers.list(all=True, filters=flt) == []
+    assert client.networks.list(filters=flt) == []
+    assert client.volumes.list(filters=flt) == []
