@@ -32,14 +32,13 @@ SOURCES = ("default", "answers file", "--set", "prompt")
 
 @dataclass(frozen=True)
 class Question:
-    """One prompt: the option, its question, its current default and its choices."""
+    """One prompt: the option, its question, its kind, current default and choices."""
 
     key: str
     text: str
     kind: str
     default: str
     choices: tuple[str, ...]
-    help: str
 
 
 @dataclass(frozen=True)
@@ -179,7 +178,6 @@ class OptionsBuilder:
             kind=rule.kind,
             default=shown,
             choices=tuple(self.template.choices.get(key, ())),
-            help=rule.help,
         )
 
     def pending(self) -> Iterator[Question]:
