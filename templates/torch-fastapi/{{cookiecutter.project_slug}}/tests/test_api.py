@@ -107,7 +107,8 @@ BAD_BODIES: list[tuple[str, str, int, str]] = [
 
 def test_bad_bodies_get_a_clear_4xx(settings_factory: Callable[..., Settings]) -> None:
     async def go() -> None:
-        async with serve(settings_factory(batch_max_size=32)) as (_, client):
+        settings = settings_factory(batching_enabled=True, batch_max_size=32)
+        async with serve(settings) as (_, client):
             for name, body, status, message in BAD_BODIES:
                 response = await client.post(
                     "/predict", content=body, headers={"content-type": "application/json"}

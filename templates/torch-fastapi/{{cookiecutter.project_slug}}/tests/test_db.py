@@ -159,6 +159,14 @@ async def wait_for_rows(
         await asyncio.sleep(0.1)
 
 
+async def wait_db_up(client: httpx.AsyncClient, within: float = 30) -> None:
+    """Wait until the writer has connected and created the table."""
+    deadline = time.monotonic() + within
+    while (await client.get("/ready")).json()["db"] != "up":
+        assert time.monotonic() < deadline, "the prediction log never connected"
+        await asyncio.sleep(0.05)
+
+
 async def predict(client: httpx.AsyncClient, request_id: str) -> httpx.Response:
     return await client.post(
         "/predict", json={"inputs": [[1.0, 2.0, 3.0, 4.0]]}, headers={"X-Request-ID": request_id}
@@ -178,6 +186,7 @@ def test_rows_are_written_with_the_request_ids(
 ) -> None:
     async def go() -> None:
         async with serve(db_settings(settings_factory, proxy.port)) as (_, client):
+            await wait_db_up(client)
             ids = [f"rows-{uuid.uuid4().hex}" for _ in range(5)]
             responses = [await predict(client, rid) for rid in ids]
             assert all(r.status_code == 200 for r in responses)
@@ -205,6 +214,7 @@ def test_outage_mid_run_degrades_logging_not_predictions(
     async def go() -> None:
         settings = db_settings(settings_factory, proxy.port, db_queue_max=5, db_batch_max=2)
         async with serve(settings) as (_, client):
+            await wait_db_up(client)
             before = [f"before-{uuid.uuid4().hex}" for _ in range(3)]
             for rid in before:
                 assert (await predict(client, rid)).status_code == 200

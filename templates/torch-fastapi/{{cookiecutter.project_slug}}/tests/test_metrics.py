@@ -39,7 +39,7 @@ def test_metrics_are_exposed_and_count(settings_factory: Callable[..., Settings]
     content_type, text = asyncio.run(go())
     assert content_type.startswith("text/plain")
     for name in SERIES:
-        assert re.search(rf"^{name}[{{ '{{' }} ]", text, re.M), name
+        assert re.search("^" + re.escape(name) + r"[ {]", text, re.M), name
     assert 'http_requests_total{method="POST",route="/predict",status="200"} 1.0' in text
     assert 'http_requests_total{method="POST",route="/predict",status="422"} 1.0' in text
     assert "prediction_items_total 2.0" in text

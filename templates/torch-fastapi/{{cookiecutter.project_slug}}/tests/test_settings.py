@@ -118,7 +118,7 @@ def test_bad_values_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_items_limit_cannot_exceed_the_batch_size() -> None:
     with pytest.raises(ValueError, match="must not exceed"):
-        Settings(db_enabled=False, batch_max_size=4, max_items_per_request=8)
+        Settings(db_enabled=False, batching_enabled=True, batch_max_size=4, max_items_per_request=8)
 
 
 def test_template_defaults() -> None:
