@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import dockerutil, harness_adapter
-from benchmarks.report import Results, Row, Target
+from benchmarks.report import Results, Row, Target, markdown_table
 from benchmarks.stats import fmt_bytes
 
 NAIVE_DOCKERFILE = Path(__file__).resolve().parent / "naive" / "Dockerfile"
@@ -107,6 +107,7 @@ class Variant:
     cold: dockerutil.ImageFigures | None = None
     seconds: dict[str, float] | None = None
     rebuilt: dict[str, tuple[int, int, int | None]] | None = None  # kept, rebuilt, bytes
+    layer_ids: dict[str, list[str]] | None = None  # step -> layer ids after that build
 
 
 def _rebuild(
@@ -124,6 +125,8 @@ def _rebuild(
         list(before.attrs["RootFS"]["Layers"]), list(after.attrs["RootFS"]["Layers"])
     )
     v.rebuilt[step] = (kept, rebuilt, unique_bytes(client, after.id) if rebuilt else 0)
+    assert v.layer_ids is not None
+    v.layer_ids[step] = list(after.attrs["RootFS"]["Layers"])
 
 
 def run(
@@ -162,6 +165,7 @@ def run(
         progress(f"build: {v.label}, cold (no layer cache)")
         v.seconds["cold"] = harness_adapter.build(v.target, no_cache=True)
         v.cold = dockerutil.image_figures(client, v.target.image, base_image)
+        v.layer_ids = {"cold": list(v.cold.layers)}
     for v in variants:
         progress(f"image: {v.label}, size of the virtual environment per package")
         try:
@@ -184,7 +188,41 @@ def run(
         change_requirements(v.target.project_dir, nonce, extra_requirement)
         _rebuild(client, v, "requirements", run_id, progress)
     _add_rows(results, variants)
+    for v in variants:
+        assert v.layer_ids is not None and v.cold is not None
+        results.tables.append(
+            (
+                f"Layer ids of the {v.label} image after each build (above the base image)",
+                layer_table(v.layer_ids, v.cold.base_layers),
+            )
+        )
     return {v.label: v.target.image for v in variants}
+
+
+def layer_table(layer_ids: dict[str, list[str]], base_layers: int) -> str:
+    """A markdown table of short layer ids per build; a changed id is marked ``(new)``.
+
+    Layer ids are the digests of each layer's content (``RootFS.Layers``), so an id that
+    stays the same across a rebuild is a layer that was reused, byte for byte.
+    """
+    steps = list(layer_ids)
+    depth = max(len(ids) for ids in layer_ids.values())
+    rows = []
+    for i in range(base_layers, depth):
+        row = [str(i + 1)]
+        previous: str | None = None
+        for step in steps:
+            ids = layer_ids[step]
+            short = ids[i].removeprefix("sha256:")[:12] if i < len(ids) else "—"
+            mark = " (new)" if previous is not None and short != previous else ""
+            row.append(short + mark)
+            previous = short
+        rows.append(row)
+    headers = [
+        "layer",
+        *[f"after {s} build" if s == "cold" else f"after {s} change" for s in steps],
+    ]
+    return markdown_table(headers, rows)
 
 
 def _add_rows(results: Results, variants: list[Variant]) -> None:

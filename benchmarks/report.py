@@ -74,6 +74,8 @@ class Results:
     breakdown: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    #: extra titled markdown sections (for example the layer ids before and after)
+    tables: list[tuple[str, str]] = field(default_factory=list)
 
     def add(self, row: Row) -> Row:
         """Append ``row`` and return it."""
@@ -266,6 +268,8 @@ def render_markdown(results: Results) -> str:
             breakdown_table(results.breakdown),
             "",
         ]
+    for title, table in results.tables:
+        parts += [f"### {title}", "", table, ""]
     if results.notes:
         parts += ["### Notes from this run", ""] + [f"- {n}" for n in results.notes] + [""]
     if results.failures:

@@ -316,6 +316,17 @@ def test_layer_reuse_is_the_common_prefix() -> None:
     assert top == [("a", 5), ("b", 3), ("(2 other entries)", 2)]
 
 
+def test_layer_table_marks_the_layers_a_rebuild_replaced() -> None:
+    table = images.layer_table(
+        {"cold": ["base", "sha256:venv1", "code1"], "code": ["base", "sha256:venv1", "code2"]},
+        base_layers=1,
+    )
+    assert "| layer | after cold build | after code change |" in table
+    assert "| 2 | venv1 | venv1 |" in table
+    assert "| 3 | code1 | code2 (new) |" in table
+    assert "base" not in table
+
+
 def _fake_project(root: Path) -> Path:
     project = root / "model-service"
     (project / "src" / "model_service").mkdir(parents=True)
@@ -515,6 +526,7 @@ def test_build_section_on_a_tiny_project(
     assert share is not None and share.value is not None and share.baseline is not None
     assert share.value < share.baseline
     assert set(results.breakdown) == {"servegen", images.BASELINE}
+    assert len(results.tables) == 2 and "(new)" in results.tables[0][1]
     # Measured after the cold build: the venv holds pip (the extra pin came later).
     assert any(name == "pip" for name, _ in results.breakdown["servegen"])
     print(report.render_markdown(results))
