@@ -1,9 +1,10 @@
 """Every valid combination of answers renders a project that parses and lints.
 
 The matrix comes from conftest.py (``matrix_answers``). Each project is rendered once
-per session and then checked for its exact file set, leftover template syntax, Python
-that compiles and passes ruff under the project's own configuration, TOML/YAML/JSON
-that parse, and a compose file that ``docker compose config`` accepts.
+per session and then checked for: the same tree from plain cookiecutter, its exact
+file set, no leftover template syntax, Python that compiles and passes ruff under the
+project's own configuration, TOML/YAML/JSON that parse, and a compose file that
+``docker compose config`` accepts.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gen_helpers import TEMPLATE_DIR, parse, render
+from gen_helpers import TEMPLATE_DIR, parse, render, render_cookiecutter, tree
 
 #: The generated project's files; ``{pkg}`` is the package name. Kept as a list here
 #: (not read from the template) so that a file appearing or vanishing is noticed.
@@ -108,6 +109,16 @@ def _text_files(project: Path) -> list[Path]:
                 continue
             out.append(path)
     return out
+
+
+def test_plain_cookiecutter_renders_the_same_tree(
+    project: Path, matrix_answers: dict[str, Any], tmp_path: Path
+) -> None:
+    # Typed into cookiecutter's own prompts, as a user of plain cookiecutter would.
+    theirs = render_cookiecutter(matrix_answers, tmp_path, interactive=True)
+    ours_tree, their_tree = tree(project), tree(theirs)
+    assert sorted(ours_tree) == sorted(their_tree)
+    assert [n for n in ours_tree if ours_tree[n] != their_tree[n]] == []
 
 
 def test_exact_file_set(project: Path) -> None:
