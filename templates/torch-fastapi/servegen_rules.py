@@ -116,8 +116,10 @@ def _text(key: str, value: Any, *, multiline: bool, max_len: int = MAX_TEXT_LEN)
     if len(value) > max_len:
         raise RuleError(key, f"must be at most {max_len} characters")
     for ch in value:
-        if ch == "\n" and multiline:
-            continue
+        if ch == "\n":
+            if multiline:
+                continue
+            raise RuleError(key, "must be a single line")
         if ch == "\t":
             continue
         cat = unicodedata.category(ch)
