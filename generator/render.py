@@ -102,7 +102,10 @@ def render(options: Options, dest: Path, *, force: bool = False) -> Path:
     try:
         keep = dest / SECRETS_DIR if dest.is_dir() else None
         project = _generate(options, staging, keep_secrets=keep)
-        _move_into_place(project, dest, staging)
+        try:
+            _move_into_place(project, dest, staging)
+        except OSError as exc:
+            raise RenderError(f"cannot move the project to {dest}: {exc.strerror or exc}") from exc
         done = True
     finally:
         shutil.rmtree(staging, ignore_errors=True)
