@@ -41,13 +41,13 @@ install_servegen() {
     if [[ -f $stamp && $(<"$stamp") == "$want" ]] &&
         python -c 'import importlib.metadata as m; m.version("servegen")' 2>/dev/null; then
         note "up to date (pyproject.toml unchanged since the editable install)"
-    elif python -m pip install --quiet -e "$REPO[dev]"; then
+    elif python -m pip install --quiet -e "${REPO}[dev]"; then
         printf '%s\n' "$want" >"$stamp"
         note "installed (editable)"
     else
         note "editable install failed; trying a regular install"
         rm -f "$stamp"
-        python -m pip install --quiet "$REPO[dev]" || fatal "pip install '.[dev]' failed"
+        python -m pip install --quiet "${REPO}[dev]" || fatal "pip install '.[dev]' failed"
         note "installed (regular)"
     fi
 }

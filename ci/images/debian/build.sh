@@ -28,6 +28,8 @@ trap 'rm -rf "$workdir"' EXIT
 
 # Leave out manual pages, documentation and translations, as the official "slim" Debian
 # images do; the dpkg options stay in the image, so later apt installs skip them too.
+# The hook is single-quoted on purpose: mmdebstrap passes the root's path as "$1".
+# shellcheck disable=SC2016
 mmdebstrap \
     --variant=minbase \
     --dpkgopt='path-exclude=/usr/share/man/*' \

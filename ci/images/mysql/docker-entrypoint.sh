@@ -47,6 +47,7 @@ sql_str() {
     s=${s//\'/\'\'}
     printf "'%s'" "$s"
 }
+# shellcheck disable=SC2016 # the backquotes are SQL quoting, not command substitution
 sql_ident() { printf '`%s`' "${1//\`/\`\`}"; }
 
 # Run a command as the mysql user when started as root (the official image uses gosu;
