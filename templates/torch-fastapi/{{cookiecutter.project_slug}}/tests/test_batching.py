@@ -156,3 +156,29 @@ def test_a_full_batch_starts_without_waiting() -> None:
     t0 = asyncio.run(go())
     assert forward.sizes == [2]
     assert forward.starts[0] - t0 < 1.0
+
+
+def test_a_full_queue_is_refused() -> None:
+    from {{ cookiecutter.package_name }}.batching import OverloadedError
+
+    forward = _SlowDouble(0.3)
+
+    async def go() -> None:
+        runner = InferenceRunner(
+            forward, Metrics(), batching=True, max_size=1, max_wait_s=0.0, queue_max=1
+        )
+        await runner.start()
+        running = asyncio.create_task(runner.predict(torch.ones(1, 4)))
+        await asyncio.sleep(0.05)  # the collector took it: the queue is empty again
+        waiting = asyncio.create_task(runner.predict(torch.ones(1, 4)))
+        await asyncio.sleep(0)
+        try:
+            await runner.predict(torch.ones(1, 4))
+        except OverloadedError:
+            pass
+        else:
+            raise AssertionError("a third request was queued beyond BATCH_QUEUE_MAX")
+        await asyncio.gather(running, waiting)
+        await runner.stop()
+
+    asyncio.run(go())

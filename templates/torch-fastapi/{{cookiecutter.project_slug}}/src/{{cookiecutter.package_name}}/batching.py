@@ -166,9 +166,14 @@ class InferenceRunner:
             out = await loop.run_in_executor(self._executor, self._timed_forward, batch)
         except Exception as exc:
             log.warning("forward pass failed", extra={"error": repr(exc), "items": len(batch)})
+            if len(group) == 1:
+                if not group[0].future.done():
+                    group[0].future.set_exception(exc)
+                return
+            # One bad request must not fail the others that shared its batch: run each
+            # alone, so only the requests that fail by themselves get the error.
             for pending in group:
-                if not pending.future.done():
-                    pending.future.set_exception(exc)
+                await self._run_group([pending])
             return
         offset = 0
         for pending in group:

@@ -112,11 +112,17 @@ async def predict(body: PredictRequest, request: Request, runtime: RuntimeDep) -
     except Exception as exc:
         log.exception("inference failed")
         _log_row(runtime, model, request_id, len(batch), start, "error", digest, None)
-        raise HTTPException(500, f"inference failed: {type(exc).__name__}") from None
+        raise HTTPException(500, f"inference failed: {_last_line(exc)}") from None
     outputs = out.tolist()
     runtime.metrics.items.inc(len(batch))
     _log_row(runtime, model, request_id, len(batch), start, "ok", digest, outputs)
     return PredictResponse(outputs=outputs, model_version=model.meta.version, request_id=request_id)
+
+
+def _last_line(exc: BaseException) -> str:
+    """The gist of an error: TorchScript puts the model's own message on the last line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return (lines[-1] if lines else type(exc).__name__)[:200]
 
 
 def _log_row(
