@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 from container_helpers import (
+    COMPAT,
     TEST_LABEL,
     clean_env,
     compose_command,
@@ -388,4 +389,34 @@ def test_offline_build_without_wheels_stops_with_a_hint(
     finally:
         for image in docker_client.images.list(filters={"label": f"{TEST_LABEL}={RUN_ID}"}):
             if f"servegen-test/no-wheels:{RUN_ID}" in image.tags:
+                docker_client.images.remove(image.id, force=True)
+
+
+def test_cuda_variant_refuses_a_cpu_build_of_torch(
+    docker_client: Any, standin_images: dict[str, str], tmp_path: Path
+) -> None:
+    # No CUDA wheels here; the CPU wheelhouse proves the CUDA Dockerfile builds through
+    # BuildKit up to its check, and that the check stops a CPU torch from shipping.
+    project = render({"accelerator": "cuda"}, tmp_path)
+    for wheel in wheelhouse_for(project / "requirements.txt").iterdir():
+        shutil.copy2(wheel, project / "wheels" / wheel.name)
+    seed = tmp_path / "seed"
+    seed.mkdir()
+    write_overlay(project, seed)
+    tag = f"servegen-test/cuda:{RUN_ID}"
+    env = clean_env(
+        APP_IMAGE=tag,
+        BASE_IMAGE=standin_images["python"],
+        BUILD_PIP_NO_INDEX="1",
+        # The CPU index's value keeps the install step identical to the CPU build's, so
+        # BuildKit reuses it.
+        BUILD_PIP_EXTRA_INDEX_URL=COMPAT["2.13.0"]["cpu_index"],
+    )
+    try:
+        result = compose(project, env, "build", "app", check=False)
+        assert result.returncode != 0
+        assert "error: expected a CUDA build of torch" in result.stdout + result.stderr
+    finally:
+        for image in docker_client.images.list(filters={"label": f"{TEST_LABEL}={RUN_ID}"}):
+            if tag in image.tags:
                 docker_client.images.remove(image.id, force=True)
