@@ -260,7 +260,12 @@ def render_markdown(results: Results) -> str:
             "",
         ]
     if results.serving:
-        parts += ["### Serving: every load point", "", serving_table(results.serving), ""]
+        parts += [
+            "### Serving: every load point (app in its container, load generator on the host)",
+            "",
+            serving_table(results.serving),
+            "",
+        ]
     if results.breakdown:
         parts += [
             "### Where the bytes go (virtual environment, per package)",
