@@ -65,6 +65,7 @@ EXPECTED_FILES = [
     "tests/test_batching.py",
     "tests/test_db.py",
     "tests/test_download.py",
+    "tests/test_errors.py",
     "tests/test_metrics.py",
     "tests/test_model.py",
     "tests/test_server.py",
