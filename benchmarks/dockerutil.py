@@ -168,7 +168,7 @@ def make_model(client: Any, image: str, out_dir: Path, extra_args: list[str]) ->
     )
     try:
         status = container.wait(timeout=300)
-        logs = container.logs().decode(errors="replace")
+        logs = str(container.logs().decode(errors="replace"))
     finally:
         remove(container)
     if status.get("StatusCode") != 0:

@@ -124,7 +124,7 @@ async def _client(host: str, port: int, request: bytes, state: _State, timeout: 
                     reader, writer = await asyncio.wait_for(
                         asyncio.open_connection(host, port), timeout
                     )
-                assert reader is not None
+                assert reader is not None and writer is not None
                 t0 = time.perf_counter()
                 writer.write(request)
                 await writer.drain()
@@ -152,7 +152,7 @@ async def _client(host: str, port: int, request: bytes, state: _State, timeout: 
                 key = str(status)
                 state.statuses[key] = state.statuses.get(key, 0) + 1
                 state.last_done = max(state.last_done, t1)
-            if not keep_alive:
+            if not keep_alive and writer is not None:
                 writer.close()
                 writer = reader = None
     finally:
