@@ -1,9 +1,10 @@
 """Fixtures of the service tests: rendered projects, their venvs, a MySQL server.
 
-``mysql_url`` is TEST_MYSQL_URL when set; otherwise a container of the MySQL stand-in
-image, published on 127.0.0.1 and removed afterwards. Without an engine or image it
-is None locally (the generated project's database tests then skip, with the reason),
-and a failure under SERVEGEN_REQUIRE_DOCKER=1 (the rule of ``docker_client``).
+``mysql_url`` is SERVEGEN_TEST_MYSQL_URL (or TEST_MYSQL_URL) when set; otherwise a
+container of the MySQL stand-in image, published on 127.0.0.1 and removed afterwards.
+Without an engine or image it is None locally (the generated project's database tests
+then skip, with the reason), and a failure under SERVEGEN_REQUIRE_DOCKER=1 (the rule of
+``docker_client``).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def _wait_mysql(container: Any, user: str, password: str, database: str) -> None
 @pytest.fixture(scope="session")
 def mysql_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
     """URL of a MySQL-protocol server for the generated project's database tests."""
-    from_env = os.environ.get("TEST_MYSQL_URL")
+    from_env = os.environ.get("SERVEGEN_TEST_MYSQL_URL") or os.environ.get("TEST_MYSQL_URL")
     if from_env:
         yield from_env
         return

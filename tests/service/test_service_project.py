@@ -17,8 +17,6 @@ from pathlib import Path
 import pytest
 from service_helpers import VARIANT, free_port, http, md_unescape, mysql_parts, running, wait_http
 
-pytestmark = pytest.mark.slow
-
 MY_FILES = [
     "pyproject.toml",
     "requirements.txt",
@@ -95,6 +93,7 @@ def test_file_set_and_escaped_free_text(projects: dict[str, Path], name: str) ->
     assert "torch==2.13.0" in (project / "requirements.txt").read_text().splitlines()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["default", "variant"])
 def test_generated_project_is_lint_clean_and_typed(
     projects: dict[str, Path], project_venv: dict[str, Path], name: str
@@ -112,6 +111,8 @@ def test_generated_project_is_lint_clean_and_typed(
         assert result.returncode == 0, f"{' '.join(cmd)}:\n{result.stdout}\n{result.stderr}"
 
 
+@pytest.mark.slow
+@pytest.mark.mysql
 @pytest.mark.parametrize("name", ["default", "variant"])
 def test_generated_tests_pass(
     projects: dict[str, Path], project_venv: dict[str, Path], mysql_url: str | None, name: str
@@ -136,6 +137,8 @@ def test_generated_tests_pass(
         assert "skipped" not in summary, tail
 
 
+@pytest.mark.slow
+@pytest.mark.mysql
 def test_service_under_uvicorn(
     projects: dict[str, Path], project_venv: dict[str, Path], mysql_url: str | None, tmp_path: Path
 ) -> None:
