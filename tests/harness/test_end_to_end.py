@@ -7,6 +7,7 @@ exit code, the JSON report, and that nothing labelled with the run is left on th
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -127,9 +128,9 @@ def test_corrupt_model_checksum_fails_the_smoke_test_and_leaves_nothing(
 
 
 def _interrupt_when(
-    argv: list[str], trigger: Callable[[str], bool], limit: float = 600
+    argv: list[str], trigger: Callable[[str], bool], signum: int, limit: float = 600
 ) -> tuple[int, str, str, str]:
-    """Run the CLI, send SIGINT when ``trigger`` matches an output line; return what it did."""
+    """Run the CLI, send ``signum`` when ``trigger`` matches an output line; see what it did."""
     lines: list[str] = []
     sent = threading.Event()
     with subprocess.Popen(
@@ -147,7 +148,7 @@ def _interrupt_when(
             for line in proc.stdout:
                 lines.append(line)
                 if not sent.is_set() and trigger(line):
-                    proc.send_signal(signal.SIGINT)
+                    proc.send_signal(signum)
                     sent.set()
             code = proc.wait()
         finally:
@@ -181,14 +182,20 @@ def _assert_nothing_left(client: Any, run_id: str, image: str, output: str) -> N
     assert run_id not in ps.stdout
 
 
+def _after_up(line: str) -> bool:
+    return re.search(r"app-1\s+Started", line) is not None
+
+
 @pytest.mark.parametrize(
-    "moment",
+    ("signum", "moment"),
     [
-        pytest.param(lambda line: "load build definition" in line, id="during-build"),
-        pytest.param(lambda line: re.search(r"app-1\s+Started", line), id="after-up"),
+        pytest.param(signal.SIGINT, lambda line: "load build definition" in line, id="int-build"),
+        pytest.param(signal.SIGINT, _after_up, id="int-after-up"),
+        pytest.param(signal.SIGTERM, _after_up, id="term-after-up"),
     ],
 )
-def test_sigint_tears_everything_down(
+def test_a_signal_tears_everything_down(
+    signum: int,
     moment: Callable[[str], bool],
     project_dir: Path,
     docker_client: Any,
@@ -196,12 +203,33 @@ def test_sigint_tears_everything_down(
     wheelhouse: Path,
 ) -> None:
     code, output, run_id, image = _interrupt_when(
-        _cli_args(project_dir, standin_images, wheelhouse), moment
+        _cli_args(project_dir, standin_images, wheelhouse), moment, signum
     )
-    assert code == 130, output[-3000:]
+    assert code == 128 + signum, output[-3000:]
     assert "INTERRUPTED" in output
     assert "teardown" in output
     _assert_nothing_left(docker_client, run_id, image, output)
+
+
+def test_auto_wheelhouse_resolves_from_the_projects_wheels_and_builds_offline(
+    project_dir: Path,
+    docker_client: Any,
+    standin_images: dict[str, str],
+    wheelhouse: Path,
+    tmp_path: Path,
+) -> None:
+    """``--wheelhouse auto``: the image's Python is probed, present wheels are reused."""
+    for wheel in wheelhouse.glob("*.whl"):
+        os.link(wheel, project_dir / "wheels" / wheel.name)
+    json_path = tmp_path / "report.json"
+    options = _options(project_dir, standin_images, wheelhouse, json_path=json_path)
+    code = run(dataclasses.replace(options, wheelhouse="auto"))
+    report = json.loads(json_path.read_text(encoding="utf-8"))
+    steps = _steps(report)
+    assert code == 0, {n: s.get("message") for n, s in steps.items()}
+    assert steps["wheelhouse"]["figures"]["source"] == "auto (reused)"
+    assert steps["wheelhouse"]["figures"]["python"] == "3.11"
+    assert leftovers(docker_client, report["run_id"]) == {}
 
 
 def test_keep_leaves_the_stack_running_and_prints_how_to_remove_it(
