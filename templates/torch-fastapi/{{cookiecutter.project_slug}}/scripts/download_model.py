@@ -32,6 +32,7 @@ import http.client
 import os
 import random
 import re
+import ssl
 import sys
 import tempfile
 import time
@@ -184,6 +185,9 @@ def _open(url: str, timeout: float) -> tuple[BinaryIO, int | None]:
             raise DownloadError("not found: no such file", EXIT_NOT_FOUND) from None
         if isinstance(reason, PermissionError):
             raise DownloadError("refused: permission denied", EXIT_REFUSED) from None
+        if isinstance(reason, ssl.SSLCertVerificationError):
+            # Retrying cannot fix an untrusted certificate; say so at once.
+            raise DownloadError(f"TLS certificate not trusted: {reason}", EXIT_NETWORK) from None
         raise RetryableError(f"connection failed: {reason}") from None
     except (TimeoutError, ConnectionError, http.client.HTTPException, OSError) as exc:
         raise RetryableError(f"connection failed: {type(exc).__name__}: {exc}") from None

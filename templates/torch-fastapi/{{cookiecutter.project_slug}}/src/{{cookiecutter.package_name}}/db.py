@@ -267,6 +267,8 @@ class PredictionLog:
         self.state = DbState.DOWN
         self.last_error = message
         self._metrics.db_up.set(0)
+        # The database may come back empty (a new volume): check the table again.
+        self._schema_ready = False
         if self._engine is not None:
             # Drop broken pooled connections; the next attempt opens a fresh one.
             self._engine.dispose()
