@@ -6,7 +6,10 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +55,19 @@ def render(answers: dict[str, Any], dest: Path) -> Path:
     return dest
 
 
+@contextmanager
+def private_home() -> Iterator[dict[str, str]]:
+    """An environment for a cookiecutter process with a private, empty home.
+
+    No user config (~/.cookiecutterrc) changes the defaults, and the replay file that
+    cookiecutter writes stays out of the real home.
+    """
+    with tempfile.TemporaryDirectory() as home:
+        env = {**os.environ, "HOME": home}
+        env.pop("COOKIECUTTER_CONFIG", None)
+        yield env
+
+
 def render_cookiecutter(
     answers: dict[str, Any], output_dir: Path, *, interactive: bool = False
 ) -> Path:
@@ -86,9 +102,10 @@ def render_cookiecutter(
             if isinstance(value, bool):
                 value = "yes" if value else "no"
             command.append(f"{key}={value}")
-    out = subprocess.run(
-        command, input=stdin, capture_output=True, text=True, cwd=output_dir, check=False
-    )
+    with private_home() as env:
+        out = subprocess.run(
+            command, input=stdin, capture_output=True, text=True, cwd=output_dir, env=env
+        )
     assert out.returncode == 0, out.stderr
     (project,) = [p for p in output_dir.iterdir() if p.is_dir()]
     return project

@@ -11,7 +11,14 @@ from typing import Any
 
 import pytest
 import yaml
-from gen_helpers import TEMPLATE_DIR, render, render_cookiecutter, servegen, tree
+from gen_helpers import (
+    TEMPLATE_DIR,
+    private_home,
+    render,
+    render_cookiecutter,
+    servegen,
+    tree,
+)
 
 from generator.options import build_options
 from generator.template import find_template, load_template
@@ -202,12 +209,14 @@ def test_a_failed_force_render_keeps_the_old_tree(
 
 
 def test_plain_cookiecutter_hook_refuses_bad_answers(tmp_path: Path) -> None:
-    out = subprocess.run(
-        [*COOKIECUTTER, "--no-input", "-o", str(tmp_path), str(TEMPLATE_DIR), "api_port=80"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
+    with private_home() as env:
+        out = subprocess.run(
+            [*COOKIECUTTER, "--no-input", "-o", str(tmp_path), str(TEMPLATE_DIR), "api_port=80"],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=env,
+        )
     assert out.returncode != 0
     assert "error: api_port: must be between 1024 and 65535, got 80" in out.stderr
     assert list(tmp_path.iterdir()) == []
@@ -216,12 +225,14 @@ def test_plain_cookiecutter_hook_refuses_bad_answers(tmp_path: Path) -> None:
 def test_plain_cookiecutter_from_a_relative_template_path(tmp_path: Path) -> None:
     # _repo_dir is then relative; the hooks must still find the template's rules.
     relative = Path("templates") / "torch-fastapi"
-    out = subprocess.run(
-        [*COOKIECUTTER, "--no-input", "-o", str(tmp_path), str(relative)],
-        capture_output=True,
-        text=True,
-        cwd=TEMPLATE_DIR.parent.parent,
-    )
+    with private_home() as env:
+        out = subprocess.run(
+            [*COOKIECUTTER, "--no-input", "-o", str(tmp_path), str(relative)],
+            capture_output=True,
+            text=True,
+            cwd=TEMPLATE_DIR.parent.parent,
+            env=env,
+        )
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "model-service" / ".servegen-answers.yml").is_file()
 
@@ -273,20 +284,22 @@ def test_an_older_template_version_is_noted(tmp_path: Path) -> None:
 def test_plain_cookiecutter_with_directory_option(tmp_path: Path) -> None:
     # `cookiecutter <repo> --directory templates/torch-fastapi`, with the repository given
     # as a local folder (a git URL is cloned to the same layout first).
-    out = subprocess.run(
-        [
-            *COOKIECUTTER,
-            "--no-input",
-            "-o",
-            str(tmp_path),
-            str(TEMPLATE_DIR.parent.parent),
-            "--directory",
-            "templates/torch-fastapi",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
+    with private_home() as env:
+        out = subprocess.run(
+            [
+                *COOKIECUTTER,
+                "--no-input",
+                "-o",
+                str(tmp_path),
+                str(TEMPLATE_DIR.parent.parent),
+                "--directory",
+                "templates/torch-fastapi",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=env,
+        )
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "model-service" / "secrets" / "db_password.txt").is_file()
 
