@@ -93,11 +93,12 @@ def stop(proc: subprocess.Popen[str]) -> None:
     if proc.poll() is not None:
         return
     _signal_group(proc.pid, signal.SIGINT)
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(STOP_GRACE_SECONDS)
-    except subprocess.TimeoutExpired:
-        _signal_group(proc.pid, signal.SIGKILL)
-        proc.wait()
+    # Also ends what the child started and left behind (the docker CLI runs the compose
+    # plugin as its own child, in the same group).
+    _signal_group(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def _signal_group(pid: int, signum: int) -> None:

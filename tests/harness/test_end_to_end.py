@@ -177,9 +177,13 @@ def _assert_nothing_left(client: Any, run_id: str, image: str, output: str) -> N
     assert leftovers(client, run_id) == {}, output[-3000:]
     assert not client.images.list(name=image), output[-3000:]
     # No compose child of the run keeps running after the harness has exited.
-    time.sleep(0.5)
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
-    assert run_id not in ps.stdout
+    deadline = time.monotonic() + 5
+    while True:
+        ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
+        if run_id not in ps.stdout or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert run_id not in ps.stdout, ps.stdout
 
 
 def _after_up(line: str) -> bool:
