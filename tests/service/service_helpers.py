@@ -41,6 +41,10 @@ VARIANT: dict[str, Any] = {
 }
 
 
+#: The CUDA flavour: the same pins, a GPU by default; its tests must pass without one.
+CUDA: dict[str, Any] = {"project_name": "Vision Service", "accelerator": "cuda"}
+
+
 def md_unescape(text: str) -> str:
     """Read back text escaped by the template's ``md_text`` filter."""
     sys.path.insert(0, str(TEMPLATE_DIR))

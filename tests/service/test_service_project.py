@@ -69,7 +69,7 @@ def _package(project: Path) -> str:
     return next(p.name for p in (project / "src").iterdir() if p.is_dir())
 
 
-@pytest.mark.parametrize("name", ["default", "variant"])
+@pytest.mark.parametrize("name", ["default", "variant", "cuda"])
 def test_file_set_and_escaped_free_text(projects: dict[str, Path], name: str) -> None:
     project = projects[name]
     package = _package(project)
@@ -94,7 +94,7 @@ def test_file_set_and_escaped_free_text(projects: dict[str, Path], name: str) ->
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["default", "variant"])
+@pytest.mark.parametrize("name", ["default", "variant", "cuda"])
 def test_generated_project_is_lint_clean_and_typed(
     projects: dict[str, Path], project_venv: dict[str, Path], name: str
 ) -> None:
@@ -113,7 +113,7 @@ def test_generated_project_is_lint_clean_and_typed(
 
 @pytest.mark.slow
 @pytest.mark.mysql
-@pytest.mark.parametrize("name", ["default", "variant"])
+@pytest.mark.parametrize("name", ["default", "variant", "cuda"])
 def test_generated_tests_pass(
     projects: dict[str, Path], project_venv: dict[str, Path], mysql_url: str | None, name: str
 ) -> None:

@@ -50,6 +50,8 @@ def settings_factory(demo_model: tuple[Path, str]) -> Callable[..., Settings]:
             "db_enabled": False,
             "log_json": False,
             "torch_threads": 1,
+            # The tests are about the service's logic; they run on any machine.
+            "device": "cpu",
         }
         values.update(overrides)
         return Settings(**values)

@@ -46,6 +46,7 @@ def test_serves_health_checks_and_stops_on_sigterm(
         MODEL_PATH=str(demo_model[0]),
         MODEL_SHA256=demo_model[1],
         DB_ENABLED="false",
+        DEVICE="cpu",
         TORCH_THREADS="1",
     )
     proc = subprocess.Popen(

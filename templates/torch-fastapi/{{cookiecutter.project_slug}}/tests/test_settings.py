@@ -128,6 +128,7 @@ def test_template_defaults() -> None:
     assert settings.batch_max_size == {{ cookiecutter.batch_max_size | int }}
     assert settings.db_name == {{ cookiecutter.db_name | json_str }}
     assert settings.model_path == Path("/models/model.pt")
+    assert settings.device == {{ ("cuda" if cookiecutter.accelerator == "cuda" else "cpu") | json_str }}
 
 
 def test_service_refuses_to_start_with_one_line(tmp_path: Path) -> None:
