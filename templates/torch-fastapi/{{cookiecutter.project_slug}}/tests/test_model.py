@@ -29,6 +29,16 @@ def test_demo_model_is_deterministic(tmp_path: Path, demo_model: tuple[Path, str
     assert (tmp_path / "again.pt").read_bytes() == demo_model[0].read_bytes()
 
 
+def test_heavy_demo_model(settings_factory: Callable[..., Settings], tmp_path: Path) -> None:
+    path = tmp_path / "heavy.pt"
+    digest = make_model(path, "--heavy")
+    model = load_model(settings_factory(model_path=path, model_sha256=digest))
+    assert model.meta.name == "demo-mlp-heavy"
+    assert model.meta.input_shape == (512,)
+    assert model.meta.output_shape == (10,)
+    assert path.stat().st_size > 10_000_000  # heavy enough for batching to pay off
+
+
 def test_wrong_sha256_is_refused(settings_factory: Callable[..., Settings]) -> None:
     with pytest.raises(ModelLoadError, match="but MODEL_SHA256 is 0000"):
         load_model(settings_factory(model_sha256="0" * 64))

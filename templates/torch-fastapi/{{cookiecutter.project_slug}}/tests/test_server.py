@@ -8,8 +8,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from conftest import PROJECT_DIR
@@ -93,3 +95,28 @@ def test_serves_health_checks_and_stops_on_sigterm(
     assert "stopped" in messages
     predict_lines = [line for line in lines if line.get("path") == "/predict"]
     assert predict_lines and predict_lines[0]["request_id"]
+
+
+class _Health(BaseHTTPRequestHandler):
+    status = 200
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Keep test output quiet."""
+
+    def do_GET(self) -> None:
+        self.send_response(self.status if self.path == "/health" else 404)
+        self.end_headers()
+
+
+def test_healthcheck_follows_the_health_status() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        _Health.status = 200
+        assert _healthcheck(port) == 0
+        _Health.status = 503  # the state a failed model load reports
+        assert _healthcheck(port) == 1
+    finally:
+        server.shutdown()
+        server.server_close()
