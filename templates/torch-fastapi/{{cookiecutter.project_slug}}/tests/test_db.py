@@ -282,8 +282,9 @@ def test_unreachable_database_never_fails_predictions(
             db_retry_max_s=0.2,
             db_queue_max=3,
             db_connect_timeout_s=1,
+            db_shutdown_flush_s=1,
         )
-        async with serve(settings) as (_, client):
+        async with serve(settings) as (app, client):
             for i in range(10):
                 response = await predict(client, f"offline-{i}")
                 assert response.status_code == 200
@@ -296,5 +297,12 @@ def test_unreachable_database_never_fails_predictions(
             assert ready.json()["db_error"]  # the reason is shown
             metrics = (await client.get("/metrics")).text
             assert metric(metrics, "db_queue_dropped_total") >= 1
+            stopping = time.monotonic()
+        # Shutdown tried to flush for DB_SHUTDOWN_FLUSH_S, then gave up: bounded, and
+        # every record is accounted for as written or dropped.
+        assert time.monotonic() - stopping < 5
+        final = app.state.runtime.metrics.render().decode()
+        assert metric(final, "db_queue_dropped_total") == 10
+        assert metric(final, "db_rows_written_total") == 0
 
     asyncio.run(go())

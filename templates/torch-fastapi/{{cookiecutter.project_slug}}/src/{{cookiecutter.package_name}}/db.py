@@ -183,8 +183,12 @@ class PredictionLog:
                         self._metrics.db_dropped.inc(len(pending))
                     return
             if backoff:
-                # Interruptible sleep; jitter keeps many replicas from retrying in step.
-                self._stop.wait(backoff * random.uniform(0.8, 1.2))  # noqa: S311 - not crypto
+                # Jitter keeps many replicas from retrying in step.
+                delay = backoff * random.uniform(0.8, 1.2)  # noqa: S311 - not crypto
+                if self._stop.is_set():
+                    time.sleep(min(delay, 0.25))  # flushing at shutdown: short pauses
+                else:
+                    self._stop.wait(delay)  # wakes at once when shutdown begins
             if not pending:
                 pending = self._take_batch()
                 if not pending:
