@@ -6,6 +6,7 @@ builds with BuildKit, so the build goes through it and the SDK only inspects the
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from typing import Any, TextIO
@@ -32,11 +33,29 @@ def build(compose: ComposeRun, out: TextIO | None = None) -> tuple[dict[str, Any
     seconds = time.monotonic() - begin
     if not result.ok:
         raise BuildFailed(
-            f"the image build failed (compose build exited {result.returncode})",
+            f"the image build failed: {build_error(result.lines)}",
             log_tail=result.lines,
             log_source="the build",
         )
     return {"build_seconds": round(seconds, 1)}, result.lines
+
+
+def build_error(lines: list[str], limit: int = 200) -> str:
+    """Return the line of a build log that says best why it failed, shortened.
+
+    A tool's own error inside a step (pip's "No matching distribution") says more than
+    BuildKit's generic "process ... did not complete", which says more than nothing.
+    """
+    meaningful = [line.strip() for line in lines if line.strip()]
+    generic = re.compile(r"^#\d+ ERROR: process .* did not complete")
+    candidates = [
+        [line for line in meaningful if "ERROR:" in line and not generic.match(line)],
+        [line for line in meaningful if "failed to solve" in line or "ERROR:" in line],
+        meaningful,
+    ]
+    text = next((found[-1] for found in candidates if found), "no output")
+    text = re.sub(r"^#\d+ (\d+\.\d+ )?", "", text)  # BuildKit's step and time prefix
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def measure(client: Any, image: str, base_image: str | None) -> dict[str, Any]:

@@ -279,6 +279,7 @@ def test_a_wheelhouse_missing_packages_fails_the_build_with_exit_4(
     assert report["outcome"] == "build failed"
     assert steps["build"]["status"] == "failed"
     assert steps["build"]["log_source"] == "the build"
+    assert "No matching distribution" in steps["build"]["message"]
     assert any("No matching distribution" in line for line in steps["build"]["log_tail"])
     assert "up" not in steps
     assert steps["teardown"]["status"] == "passed"
