@@ -41,7 +41,8 @@ run_check() {
 run_check "ruff check" ruff check .
 run_check "ruff format" ruff format --check .
 run_check mypy mypy
-run_check pytest python -m pytest "$@"
+# --durations keeps the slowest tests in view: CI has a fixed time budget.
+run_check pytest python -m pytest --durations=10 "$@"
 
 stage "summary"
 if ((${#failed[@]})); then
