@@ -64,6 +64,7 @@ def measure(client: Any, image: str, base_image: str | None) -> dict[str, Any]:
     layers = list(built.attrs.get("RootFS", {}).get("Layers") or [])
     figures: dict[str, Any] = {
         "image": image,
+        "image_id": str(built.id),
         "image_size_bytes": int(built.attrs.get("Size") or 0),
         "layers": len(layers),
         "base_image": base_image,

@@ -40,6 +40,8 @@ class Step:
     message: str = ""
     log_source: str = ""
     log_tail: list[str] = field(default_factory=list)
+    #: the whole log of a step that has one worth keeping (the build), for the JSON only
+    log: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """Return the step as plain JSON-ready data."""
@@ -54,6 +56,8 @@ class Step:
         if self.log_tail:
             data["log_source"] = self.log_source
             data["log_tail"] = self.log_tail
+        if self.log:
+            data["log"] = self.log
         return data
 
 
@@ -181,6 +185,8 @@ def format_figures(figures: dict[str, Any]) -> str:
             parts.append(f"{key}={value:.1f}")
         elif isinstance(value, list | dict):
             continue
+        elif isinstance(value, str) and value.startswith("sha256:"):
+            parts.append(f"{key}={value[7:19]}")  # the short id, as `docker images` shows
         else:
             parts.append(f"{key}={value}")
     return ", ".join(parts)

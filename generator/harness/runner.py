@@ -150,7 +150,11 @@ def _steps(state: _Run) -> None:
         step.figures.update(_overlay_and_config(state))
     _wheelhouse(state, project, env)
     with _step(state, "build") as step:
-        figures, _log = build_step.build(state.compose, _progress_stream())
+        try:
+            figures, step.log = build_step.build(state.compose, _progress_stream())
+        except BuildFailed as exc:
+            step.log = list(exc.log_tail)
+            raise
         step.figures.update(figures)
         base = options.base_image or project.default_base_image
         step.figures.update(build_step.measure(env.client, state.app_image, base))

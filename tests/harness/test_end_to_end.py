@@ -81,6 +81,8 @@ def test_default_project_passes_every_step_and_leaves_nothing(
     assert 0 < build["added_bytes"] < build["image_size_bytes"]
     assert build["layers"] > build["added_layers"] > 0
     assert build["base_image"] == standin_images["python"]
+    assert build["image_id"].startswith("sha256:")
+    assert any("load build definition" in line for line in steps["build"]["log"])
     assert steps["ready"]["figures"]["startup_seconds"] > 0
     assert steps["predict"]["figures"]["status"] == 200
     assert steps["malformed"]["figures"] == {"broken_json": 422, "wrong_type": 422}
@@ -281,6 +283,7 @@ def test_a_wheelhouse_missing_packages_fails_the_build_with_exit_4(
     assert steps["build"]["log_source"] == "the build"
     assert "No matching distribution" in steps["build"]["message"]
     assert any("No matching distribution" in line for line in steps["build"]["log_tail"])
+    assert len(steps["build"]["log"]) >= len(steps["build"]["log_tail"])
     assert "up" not in steps
     assert steps["teardown"]["status"] == "passed"
     assert leftovers(docker_client, report["run_id"]) == {}

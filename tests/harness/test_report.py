@@ -98,5 +98,13 @@ def test_table_shows_steps_the_failing_log_and_the_verdict() -> None:
 
 
 def test_figures_render_sizes_in_megabytes_and_skip_nested_values() -> None:
-    text = format_figures({"added_bytes": 766_000_000, "t": 1.5, "n": None, "d": {"a": 1}})
-    assert text == "added=766 MB, t=1.5"
+    text = format_figures(
+        {
+            "added_bytes": 766_000_000,
+            "t": 1.5,
+            "n": None,
+            "d": {"a": 1},
+            "id": "sha256:" + "ab" * 32,
+        }
+    )
+    assert text == "added=766 MB, t=1.5, id=abababababab"
