@@ -6,6 +6,7 @@ refusal of v1; they stand in for nothing Docker does.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -75,6 +76,18 @@ def test_no_engine_is_exit_3_with_one_clear_line(project_dir: Path, host: str) -
     assert f"no Docker engine answers at {host}" in done.stdout
     assert "install Docker Engine and start it" in done.stdout
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_docker_host_from_the_environment_is_used_and_named(
+    project_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent.sock")
+    json_path = tmp_path / "report.json"
+    assert run(HarnessOptions(project_dir=project_dir, json_path=json_path)) == 3
+    report = json.loads(json_path.read_text(encoding="utf-8"))
+    assert report["outcome"] == "environment missing"
+    assert report["message"].startswith("no Docker engine answers at unix:///nonexistent.sock")
+    assert [step["name"] for step in report["steps"]] == ["project", "preflight"]
 
 
 def test_not_a_project_is_a_usage_error(tmp_path: Path) -> None:
