@@ -51,6 +51,14 @@ def connect(docker_host: str | None, timeout: float = 15.0) -> tuple[Any, dict[s
     import docker  # imported here so that ``servegen --help`` works without the SDK
 
     where = docker_host or os.environ.get("DOCKER_HOST") or "the default socket"
+    socket_path = _unix_socket(docker_host or os.environ.get("DOCKER_HOST"))
+    if socket_path is not None and not socket_path.exists():
+        # Checked before the SDK tries: its failed connect leaves a socket object unclosed.
+        raise EnvironmentMissing(
+            f"no Docker engine answers at {where} (no socket at {socket_path}): install "
+            "Docker Engine and start it, or point --docker-host/DOCKER_HOST at a running engine"
+        )
+    client = None
     try:
         if docker_host:
             client = docker.DockerClient(base_url=docker_host, timeout=timeout)
@@ -59,12 +67,21 @@ def connect(docker_host: str | None, timeout: float = 15.0) -> tuple[Any, dict[s
         client.ping()
         info = client.info()
     except Exception as exc:  # every way of not reaching the engine means the same here
+        if client is not None:
+            client.close()
         reason = _short_reason(exc)
         raise EnvironmentMissing(
             f"no Docker engine answers at {where} ({reason}): install Docker Engine and "
             "start it, or point --docker-host/DOCKER_HOST at a running engine"
         ) from None
     return client, info
+
+
+def _unix_socket(host: str | None) -> Path | None:
+    """Return the socket path of a ``unix://`` engine address (the default when unset)."""
+    if not host:
+        return Path("/var/run/docker.sock")
+    return Path(host.removeprefix("unix://")) if host.startswith("unix://") else None
 
 
 def _short_reason(exc: BaseException) -> str:

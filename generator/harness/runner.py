@@ -100,6 +100,8 @@ def run(options: HarnessOptions, out: TextIO | None = None) -> int:
     finally:
         with signals.held():
             _finish(state, error)
+            if state.env is not None:
+                state.env.client.close()
     code, outcome, message = _verdict(state, error, unexpected)
     state.report.finish(code, outcome, message)
     state.report.print_table(out)

@@ -75,6 +75,8 @@ def test_no_engine_is_exit_3_with_one_clear_line(project_dir: Path, host: str) -
     assert done.returncode == 3, done.stdout + done.stderr
     assert f"no Docker engine answers at {host}" in done.stdout
     assert "install Docker Engine and start it" in done.stdout
+    if host.startswith("unix://"):
+        assert "(no socket at /nonexistent.sock)" in done.stdout
     assert "Traceback" not in done.stdout + done.stderr
 
 
