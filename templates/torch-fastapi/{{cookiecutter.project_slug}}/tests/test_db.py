@@ -36,7 +36,10 @@ needs_mysql = pytest.mark.skipif(
 
 
 class TcpProxy:
-    """Forwards 127.0.0.1:<port> to a target; stop() cuts every connection."""
+    """Forwards 127.0.0.1:<port> to a target; stop() cuts every connection.
+
+    ``delay`` (seconds) holds every chunk back before forwarding it: a slow database.
+    """
 
     def __init__(self, host: str, port: int) -> None:
         self.target = (host, port)
@@ -47,6 +50,7 @@ class TcpProxy:
         self._listener: socket.socket | None = None
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
+        self.delay = 0.0
 
     def start(self) -> None:
         listener = socket.socket()
@@ -86,10 +90,11 @@ class TcpProxy:
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
         try:
             while data := src.recv(65536):
+                if self.delay:
+                    time.sleep(self.delay)
                 dst.sendall(data)
         except OSError:
             pass
@@ -260,6 +265,28 @@ def test_outage_mid_run_degrades_logging_not_predictions(
             rows = await wait_for_rows(mysql_engine, after, within=20)
             assert set(rows) == set(after)
             assert (await client.get("/ready")).json()["db"] == "up"
+
+    asyncio.run(go())
+
+
+@pytest.mark.mysql
+@needs_mysql
+def test_slow_database_does_not_slow_predictions(
+    settings_factory: Callable[..., Settings], mysql_engine: Engine, proxy: TcpProxy
+) -> None:
+    async def go() -> None:
+        settings = db_settings(settings_factory, proxy.port, db_read_timeout_s=10)
+        async with serve(settings) as (_, client):
+            await wait_db_up(client)
+            proxy.delay = 1.5  # every round trip to the database now takes seconds
+            slow = [f"slow-{uuid.uuid4().hex}" for _ in range(10)]
+            for rid in slow:
+                start = time.monotonic()
+                assert (await predict(client, rid)).status_code == 200
+                assert time.monotonic() - start < 0.5
+            proxy.delay = 0.0
+            rows = await wait_for_rows(mysql_engine, slow, within=30)
+            assert set(rows) == set(slow)  # late, but nothing lost
 
     asyncio.run(go())
 
