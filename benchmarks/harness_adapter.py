@@ -84,13 +84,12 @@ def build(target: BuildTarget, *, no_cache: bool = False) -> float:
         result = run.run("build", "--no-cache", APP, progress="plain")
         seconds = time.monotonic() - begin
         if not result.ok:
-            raise BenchBuildError(_last(result.lines))
+            raise BenchBuildError(f"the image build failed: {hbuild.build_error(result.lines)}")
         return seconds
     try:
         hbuild.build(run, out=sink)
-    except Exception as exc:
-        log = getattr(exc, "log_tail", None) or sink.getvalue().splitlines()
-        raise BenchBuildError(f"{exc}: {_last(log)}") from None
+    except Exception as exc:  # BuildFailed carries the harness's one-line reason
+        raise BenchBuildError(str(exc)) from None
     return time.monotonic() - begin
 
 
