@@ -25,6 +25,7 @@ log = logging.getLogger(__name__ + ".access")
 REQUEST_ID_HEADER = "x-request-id"
 # Accept a caller's id only when it is short and plain, so it is safe in logs and the DB.
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_PROBE_ROUTES = frozenset({"/health", "/ready", "/metrics"})
 
 
 class _BodyTooLarge(HTTPException):
@@ -88,7 +89,10 @@ class RequestMiddleware:
             self.metrics.in_flight.dec()
             self.metrics.requests.labels(scope["method"], label, str(status)).inc()
             self.metrics.latency.labels(label).observe(elapsed)
-            log.info(
+            # Probes and scrapes arrive every few seconds: keep them out of INFO logs.
+            quiet = label in _PROBE_ROUTES and status < 400
+            log.log(
+                logging.DEBUG if quiet else logging.INFO,
                 "request",
                 extra={
                     "method": scope["method"],
