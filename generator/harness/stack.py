@@ -6,6 +6,7 @@ seconds from ``up`` to the first ``/ready`` 200, and stop early when the app die
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import time
@@ -39,7 +40,7 @@ def demo_model_sha256(client: Any, image: str, run_id: str) -> str:
             network_disabled=True,
             labels={RUN_LABEL: run_id},
             stdout=True,
-            stderr=True,
+            stderr=False,  # the checksum is alone on stdout; the summary goes to stderr
         )
     except Exception as exc:
         lines = _error_lines(exc)
@@ -120,33 +121,56 @@ def published_port(client: Any, compose_name: str, api_port: int) -> int:
     raise SmokeFailed(f"the app's port {api_port} is not published")
 
 
-def http_status(url: str, timeout: float = 5.0) -> int | None:
-    """Return the HTTP status of a GET, or None when nothing answers (yet)."""
+def http_get(url: str, timeout: float = 5.0) -> tuple[int | None, bytes]:
+    """Return the HTTP status and body of a GET; status None when nothing answers (yet)."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
-            return int(response.status)
+            return int(response.status), response.read()
     except urllib.error.HTTPError as exc:
-        return int(exc.code)
+        return int(exc.code), exc.read()
     except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+        return None, b""
+
+
+def http_status(url: str, timeout: float = 5.0) -> int | None:
+    """Return the HTTP status of a GET, or None when nothing answers (yet)."""
+    return http_get(url, timeout)[0]
+
+
+def failed_state(body: bytes) -> str | None:
+    """Return the app's error when a ``/ready`` body says it failed to start, else None.
+
+    The service reports ``{"state": "failed", "error": ...}`` when loading the model
+    failed: it will not get ready by waiting, so the harness stops at once.
+    """
+    try:
+        data = json.loads(body)
+    except ValueError:
         return None
+    if isinstance(data, dict) and data.get("state") == "failed":
+        return str(data.get("error") or "no reason given")
+    return None
 
 
 def wait_ready(
     client: Any, compose_name: str, base_url: str, up_started: float, timeout: float
 ) -> dict[str, Any]:
-    """Poll ``/health`` then ``/ready`` until 200; fail early if the app container stops."""
+    """Poll ``/health`` then ``/ready`` until 200; stop early if the app failed or stopped."""
     deadline = up_started + timeout
     figures: dict[str, Any] = {}
     for path, key in (("/health", "health_seconds"), ("/ready", "startup_seconds")):
-        last: int | None = None
         while True:
-            last = http_status(base_url + path)
-            if last == 200:
+            status, _ = http_get(base_url + path)
+            if status == 200:
                 figures[key] = round(time.monotonic() - up_started, 1)
                 break
+            if status is not None:
+                error = failed_state(http_get(base_url + "/ready")[1])
+                if error is not None:
+                    raise SmokeFailed(f"the app failed to start: {error}")
             _fail_if_app_stopped(client, compose_name)
             if time.monotonic() > deadline:
-                said = f"last answer {last}" if last is not None else "no answer"
+                said = f"last answer {status}" if status is not None else "no answer"
                 raise SmokeFailed(f"GET {path} not 200 within {timeout:.0f} s ({said})")
             time.sleep(0.5)
     return figures

@@ -121,6 +121,7 @@ def test_corrupt_model_checksum_fails_the_smoke_test_and_leaves_nothing(
     up = steps["up"]
     assert up["status"] == "failed"
     assert "model-downloader" in up["message"]
+    assert up["message"].endswith("exit 3")  # the downloader's code for a checksum mismatch
     assert up["log_source"] == "container model-downloader"
     assert any("sha256" in line.lower() for line in up["log_tail"]), up["log_tail"]
     assert "ready" not in steps  # the app never served

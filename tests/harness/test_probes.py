@@ -17,7 +17,7 @@ import pytest
 
 from generator.harness.errors import SmokeFailed
 from generator.harness.probes import count_inputs, malformed, predict
-from generator.harness.stack import http_status
+from generator.harness.stack import failed_state, http_status
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -111,6 +111,14 @@ def test_http_status_is_none_when_nothing_listens(server: str) -> None:
     _serve(503, {"ready": False})
     assert http_status(server + "/ready") == 503
     assert http_status("http://127.0.0.1:1/ready", timeout=2) is None
+
+
+def test_a_failed_state_is_recognised_so_the_wait_stops_early() -> None:
+    assert failed_state(b'{"ready": false, "state": "failed", "error": "bad model"}') == (
+        "bad model"
+    )
+    assert failed_state(b'{"ready": false, "state": "starting"}') is None
+    assert failed_state(b"<html>") is None
 
 
 def test_count_inputs() -> None:
