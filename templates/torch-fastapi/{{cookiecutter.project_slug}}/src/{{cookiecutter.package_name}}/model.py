@@ -139,7 +139,11 @@ def prepare_inputs(
 
 
 def _has_bad_leaf(value: Any) -> bool:
-    """True when a leaf is a bool or string (torch would coerce or reject them opaquely)."""
+    """True when a leaf is not an int or float (JSON true, strings, null, objects).
+
+    torch would turn ``true`` into 1.0 silently and reject the others with an opaque
+    message; checking first gives the caller a precise one.
+    """
     stack = [value]
     while stack:
         current = stack.pop()

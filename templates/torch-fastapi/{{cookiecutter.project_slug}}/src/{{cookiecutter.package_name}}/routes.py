@@ -136,6 +136,8 @@ def _log_row(
     outputs: list[object] | None,
 ) -> None:
     """Queue one prediction log row; never blocks, never raises."""
+    if not runtime.settings.db_enabled:
+        return
     stored: str | None = None
     if outputs is not None:
         stored = json.dumps(outputs, separators=(",", ":"))
