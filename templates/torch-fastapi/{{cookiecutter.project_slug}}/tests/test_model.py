@@ -83,9 +83,19 @@ def test_model_without_metadata_needs_a_shape(
     assert model.meta.name == "plain"
 
 
-def test_wrong_declared_shape_fails_the_warm_up(settings_factory: Callable[..., Settings]) -> None:
+def test_wrong_declared_shape_fails_the_warm_up(
+    settings_factory: Callable[..., Settings], tmp_path: Path
+) -> None:
+    plain = tmp_path / "plain.pt"
+    torch.jit.save(torch.jit.script(torch.nn.Linear(6, 2).eval()), str(plain))
     with pytest.raises(ModelLoadError, match="warm-up forward pass failed"):
-        load_model(settings_factory(model_input_shape="5"))
+        load_model(settings_factory(model_path=plain, model_sha256=None, model_input_shape="5"))
+
+
+def test_metadata_wins_over_settings(settings_factory: Callable[..., Settings]) -> None:
+    model = load_model(settings_factory(model_input_shape="7", model_input_dtype="int64"))
+    assert model.meta.input_shape == (4,)
+    assert model.meta.input_dtype == "float32"
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")

@@ -213,7 +213,8 @@ def _describe(
             meta = json.loads(raw_meta)
         except ValueError:
             raise ModelLoadError(f"{META_FILE} inside the model is not valid JSON") from None
-    shape = settings.input_shape_override or tuple(meta.get("input_shape") or ())
+    # The archive's own description wins; settings describe models that carry none.
+    shape = tuple(meta.get("input_shape") or ()) or settings.input_shape_override
     if not shape:
         raise ModelLoadError(
             f"the model declares no input shape (no {META_FILE} in the archive):"
