@@ -44,6 +44,8 @@ class Environment:
     docker_host: str | None
     engine_version: str
     figures: dict[str, Any]
+    #: the engine has the NVIDIA runtime (from the NVIDIA container toolkit)
+    nvidia: bool = False
 
 
 def connect(docker_host: str | None, timeout: float = 15.0) -> tuple[Any, dict[str, Any]]:
@@ -192,4 +194,16 @@ def run_preflight(docker_host: str | None, project_dir: Path) -> Environment:
         "compose": compose.version,
         "free_disk_gb": round(min(free.values()) / 1024**3, 1) if free else None,
     }
-    return Environment(client, compose, docker_host, str(info.get("ServerVersion")), figures)
+    nvidia = "nvidia" in (info.get("Runtimes") or {})
+    return Environment(
+        client, compose, docker_host, str(info.get("ServerVersion")), figures, nvidia
+    )
+
+
+def check_gpu(env: Environment, accelerator: str) -> None:
+    """Refuse a CUDA project on an engine without the NVIDIA runtime, before building."""
+    if accelerator == "cuda" and not env.nvidia:
+        raise EnvironmentMissing(
+            "the project uses CUDA but the engine has no NVIDIA runtime: install the NVIDIA "
+            "driver and the NVIDIA Container Toolkit, or test a CPU variant of the project"
+        )

@@ -38,7 +38,7 @@ from generator.harness.overlay import (
     spec_fields_from_model,
     write_overlay,
 )
-from generator.harness.preflight import Environment, run_preflight
+from generator.harness.preflight import Environment, check_gpu, run_preflight
 from generator.harness.project import Project, load_project
 from generator.harness.report import FAILED, INTERRUPTED, PASSED, Report, Step
 from generator.harness.teardown import teardown
@@ -140,6 +140,7 @@ def _steps(state: _Run) -> None:
         step.figures.update(slug=project.slug, api_port=project.api_port, db=project.db_name)
     with _step(state, "preflight") as step:
         env = state.env = run_preflight(options.docker_host, project.root)
+        check_gpu(env, str(project.answers.get("accelerator") or "cpu"))
         step.figures.update(env.figures)
     _prepare(state, project, env)
     assert state.compose is not None
