@@ -29,6 +29,7 @@ class Result:
 
     returncode: int
     lines: list[str]
+    timed_out: bool = False
 
     @property
     def ok(self) -> bool:
@@ -66,7 +67,17 @@ def run(
         start_new_session=True,
     )
     lines: list[str] = []
-    deadline = time.monotonic() + timeout if timeout else None
+    # A timer, not a check per line: a child waiting quietly prints nothing to check on.
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        stop(proc)
+
+    timer = threading.Timer(timeout, expire) if timeout else None
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
     try:
         assert proc.stdout is not None
         for raw in proc.stdout:
@@ -74,17 +85,18 @@ def run(
             lines.append(line)
             if on_line is not None:
                 on_line(line)
-            if deadline is not None and time.monotonic() > deadline:
-                stop(proc)
-                lines.append(f"(stopped after {timeout:.0f} s)")
-                break
         returncode = proc.wait()
     except BaseException:
         stop(proc)
         raise
     finally:
+        if timer is not None:
+            timer.cancel()
         if proc.stdout is not None:
             proc.stdout.close()
+    if expired.is_set():
+        lines.append(f"(stopped after {timeout:.0f} s)")
+        return Result(returncode, lines, timed_out=True)
     return Result(returncode, lines)
 
 

@@ -171,7 +171,7 @@ def _steps(state: _Run) -> None:
     with _step(state, "up") as step, _with_container_log(state):
         state.stack_up = True
         started = time.monotonic()
-        stack.up(state.compose, _progress_stream())
+        stack.up(state.compose, options.ready_timeout, _progress_stream())
         step.figures["up_seconds"] = round(time.monotonic() - started, 1)
         port = stack.published_port(env.client, state.compose.name, project.api_port)
         state.base_url = f"http://127.0.0.1:{port}"

@@ -67,14 +67,26 @@ def _error_lines(exc: Exception) -> list[str]:
     return [str(exc)]
 
 
-def up(compose: ComposeRun, out: TextIO | None = None) -> list[str]:
-    """``compose up -d`` without building (the image was just built)."""
+def up(compose: ComposeRun, timeout: float, out: TextIO | None = None) -> list[str]:
+    """``compose up -d`` without building (the image was just built), within ``timeout``.
+
+    ``up`` itself waits for the dependencies' conditions (a healthy database, a completed
+    download), so it is bounded by the same time the app has to become ready.
+    """
     out = out if out is not None else sys.stderr
     status = proc.StatusLine("starting", out)
     try:
-        result = compose.run("up", "--detach", "--no-build", on_line=status, progress="plain")
+        result = compose.run(
+            "up", "--detach", "--no-build", on_line=status, progress="plain", timeout=timeout
+        )
     finally:
         status.close()
+    if result.timed_out:
+        raise SmokeFailed(
+            f"docker compose up did not finish within {timeout:.0f} s",
+            log_tail=result.tail(),
+            log_source="docker compose up",
+        )
     if not result.ok:
         raise SmokeFailed(
             f"docker compose up failed: {_last(result.lines)}",
