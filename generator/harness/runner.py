@@ -29,6 +29,7 @@ from generator.harness.errors import (
     HarnessError,
     Interrupted,
     SmokeFailed,
+    UsageError,
 )
 from generator.harness.overlay import (
     APP,
@@ -106,7 +107,13 @@ def run(options: HarnessOptions, out: TextIO | None = None) -> int:
     state.report.finish(code, outcome, message)
     state.report.print_table(out)
     if options.json_path is not None:
-        state.report.write_json(Path(options.json_path))
+        try:
+            state.report.write_json(Path(options.json_path))
+        except OSError as exc:
+            sys.stderr.write(
+                f"error: cannot write the JSON report to {options.json_path}: {exc.strerror}\n"
+            )
+            code = code or UsageError.exit_code
     if options.keep and state.stack_up and state.compose is not None:
         _print_keep(state)
     return code

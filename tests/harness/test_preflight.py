@@ -93,6 +93,15 @@ def test_docker_host_from_the_environment_is_used_and_named(
     assert [step["name"] for step in report["steps"]] == ["project", "preflight"]
 
 
+def test_an_unwritable_json_path_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("", encoding="utf-8")
+    done = run_servegen("test", str(tmp_path), "--json", str(blocker / "report.json"))
+    assert done.returncode == 2
+    assert "error: cannot write the JSON report to" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_not_a_project_is_a_usage_error(tmp_path: Path) -> None:
     json_path = tmp_path / "report.json"
     code = run(HarnessOptions(project_dir=tmp_path, json_path=json_path))
