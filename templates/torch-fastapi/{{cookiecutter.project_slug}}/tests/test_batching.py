@@ -135,11 +135,12 @@ def test_wait_is_bounded_by_max_wait_plus_the_running_pass() -> None:
 
     t0 = asyncio.run(go())
     # The first batch waited for its window (0.3 s), not for more: it was not full.
-    assert 0.25 <= forward.starts[0] - t0 < 0.6
+    assert 0.25 <= forward.starts[0] - t0 < 0.7
     assert forward.sizes[0] == 2
     # The third request queued behind a running pass: its window had already passed,
-    # so its batch started right when that pass ended instead of waiting again.
-    assert forward.starts[1] - forward.ends[0] < 0.15
+    # so its batch started right when that pass ended instead of waiting again (a
+    # window counted from the pick-up would make this gap 0.3 s).
+    assert forward.starts[1] - forward.ends[0] < 0.2
 
 
 def test_a_full_batch_starts_without_waiting() -> None:
