@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -18,11 +19,31 @@ WHEELHOUSE_CACHE = Path(
 )
 
 
-def render_default(output_dir: Path) -> Path:
-    """Render the template with its defaults through plain cookiecutter."""
+def render_default(output_dir: Path, **answers: str) -> Path:
+    """Render the template through plain cookiecutter (defaults unless ``answers`` differ).
+
+    A private config keeps the user's ~/.cookiecutterrc out and the replay file out of
+    the real home folder.
+    """
     from cookiecutter.main import cookiecutter
 
-    return Path(cookiecutter(str(TEMPLATE_DIR), no_input=True, output_dir=str(output_dir)))
+    scratch = output_dir.parent / f".{output_dir.name}-cookiecutter"
+    scratch.mkdir(parents=True, exist_ok=True)
+    config = scratch / "config.yaml"
+    config.write_text(
+        f"cookiecutters_dir: {json.dumps(str(scratch / 'templates'))}\n"
+        f"replay_dir: {json.dumps(str(scratch / 'replay'))}\n",
+        encoding="utf-8",
+    )
+    return Path(
+        cookiecutter(
+            str(TEMPLATE_DIR),
+            no_input=True,
+            output_dir=str(output_dir),
+            config_file=str(config),
+            extra_context=answers or None,
+        )
+    )
 
 
 def write_executable(folder: Path, name: str, script: str) -> Path:

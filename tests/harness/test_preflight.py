@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness_helpers import TEMPLATE_DIR, run_servegen, write_executable
+from harness_helpers import render_default, run_servegen, write_executable
 
 from generator.harness.errors import EnvironmentMissing
 from generator.harness.preflight import check_disk, find_compose, parse_compose_version
@@ -113,18 +113,9 @@ def test_not_a_project_is_a_usage_error(tmp_path: Path) -> None:
 def test_a_cuda_project_on_an_engine_without_nvidia_is_exit_3(
     docker_client: Any, tmp_path: Path
 ) -> None:
-    from cookiecutter.main import cookiecutter
-
     if "nvidia" in (docker_client.info().get("Runtimes") or {}):
         pytest.skip("this engine has the NVIDIA runtime")
-    project = Path(
-        cookiecutter(
-            str(TEMPLATE_DIR),
-            no_input=True,
-            output_dir=str(tmp_path),
-            extra_context={"accelerator": "cuda"},
-        )
-    )
+    project = render_default(tmp_path / "render", accelerator="cuda")
     json_path = tmp_path / "report.json"
     assert run(HarnessOptions(project_dir=project, json_path=json_path)) == 3
     report = json.loads(json_path.read_text(encoding="utf-8"))
