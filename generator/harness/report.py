@@ -74,6 +74,8 @@ class Report:
     started: float = field(default_factory=time.monotonic)
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    #: the traceback of an unforeseen error (a bug), for the JSON report only
+    traceback: str = ""
 
     @contextmanager
     def step(self, name: str) -> Iterator[Step]:
@@ -132,6 +134,7 @@ class Report:
             "seconds": round(self.seconds, 3),
             "steps": [step.as_dict() for step in self.steps],
             "notes": self.notes,
+            **({"traceback": self.traceback} if self.traceback else {}),
         }
 
     def write_json(self, path: Path) -> None:

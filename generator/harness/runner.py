@@ -97,7 +97,10 @@ def run(options: HarnessOptions, out: TextIO | None = None) -> int:
     except Exception as exc:  # a bug: still tear down, and say what happened in one line
         unexpected = True
         error = HarnessError(f"internal error: {exc.__class__.__name__}: {exc}")
-        state.report.notes.append("".join(traceback.format_exc()))
+        state.report.traceback = traceback.format_exc()
+        state.report.notes.append(
+            "This is a bug in servegen; the JSON report (--json) holds the traceback."
+        )
     finally:
         with signals.held():
             _finish(state, error)

@@ -108,3 +108,23 @@ def test_figures_render_sizes_in_megabytes_and_skip_nested_values() -> None:
         }
     )
     assert text == "added=766 MB, t=1.5, id=abababababab"
+
+
+def test_an_unforeseen_error_is_exit_1_with_the_traceback_only_in_the_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from generator.harness import runner
+
+    def broken(root: Path) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(runner, "load_project", broken)
+    out = io.StringIO()
+    json_path = tmp_path / "report.json"
+    code = runner.run(runner.HarnessOptions(project_dir=tmp_path, json_path=json_path), out=out)
+    data = json.loads(json_path.read_text(encoding="utf-8"))
+    assert code == 1
+    assert data["message"] == "internal error: RuntimeError: boom"
+    assert "Traceback" in data["traceback"]
+    assert "Traceback" not in out.getvalue()
+    assert "This is a bug in servegen" in out.getvalue()
