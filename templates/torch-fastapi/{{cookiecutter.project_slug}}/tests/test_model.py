@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import make_model, serve
+from conftest import SCRIPTS, make_model, serve
 from {{ cookiecutter.package_name }}.model import ModelLoadError, load_model
 from {{ cookiecutter.package_name }}.settings import Settings
 
@@ -27,6 +30,17 @@ def test_demo_model_is_deterministic(tmp_path: Path, demo_model: tuple[Path, str
     again = make_model(tmp_path / "again.pt")
     assert again == demo_model[1]
     assert (tmp_path / "again.pt").read_bytes() == demo_model[0].read_bytes()
+    # The same bytes from a copy of the script elsewhere (as in a container's /app).
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(SCRIPTS / "make_demo_model.py", elsewhere)
+    result = subprocess.run(
+        [sys.executable, str(elsewhere / "make_demo_model.py"), "--out", str(tmp_path / "x.pt")],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    assert result.stdout.strip() == demo_model[1]
 
 
 def test_heavy_demo_model(settings_factory: Callable[..., Settings], tmp_path: Path) -> None:
