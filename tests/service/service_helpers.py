@@ -114,7 +114,7 @@ def venv_for(project: Path) -> Path:
         subprocess.run([python, "-m", "venv", str(building)], check=True)
         # Renaming a venv breaks the shebangs of its entry-point scripts, so the tests
         # only ever run `<venv>/bin/python -m <tool>`.
-        subprocess.run(
+        install = subprocess.run(
             [
                 str(building / "bin" / "python"),
                 "-m",
@@ -125,10 +125,14 @@ def venv_for(project: Path) -> Path:
                 "-r",
                 str(project / "requirements-dev.txt"),
             ],
-            check=True,
             capture_output=True,
             text=True,
         )
+        if install.returncode != 0:
+            shutil.rmtree(building, ignore_errors=True)
+            raise RuntimeError(
+                f"pip install of the pinned requirements failed:\n{install.stderr[-3000:]}"
+            )
         building.rename(target)
         marker.write_text("ok\n")
     return target
