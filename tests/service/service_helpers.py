@@ -135,7 +135,17 @@ def venv_for(project: Path) -> Path:
             )
         building.rename(target)
         marker.write_text("ok\n")
+        _prune(keep=target)
     return target
+
+
+def _prune(keep: Path, most: int = 3) -> None:
+    """Keep the cache small: each venv holds torch (about 1 GB)."""
+    entries = [p for p in VENV_CACHE.iterdir() if p.is_dir() and (p / ".complete").exists()]
+    entries.sort(key=lambda p: (p / ".complete").stat().st_mtime, reverse=True)
+    for old in entries[most:]:
+        if old != keep:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def free_port() -> int:
