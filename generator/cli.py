@@ -322,7 +322,8 @@ def test_cmd(
     """Build the project's image, start its stack, and smoke-test it over HTTP and SQL.
 
     Exit codes: 0 passed, 2 bad usage, 3 engine or tool missing, 4 build failed,
-    5 a smoke check failed.
+    5 a smoke check failed, 130/143 interrupted (SIGINT/SIGTERM; the stack is still
+    torn down), 1 an internal error (its traceback goes to the JSON report).
     """
     try:
         from generator.harness.runner import HarnessOptions, run
