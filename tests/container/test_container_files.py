@@ -135,7 +135,11 @@ def test_compose_config_resolves(project: Path, variant: dict[str, Any]) -> None
     assert app["depends_on"]["db"]["condition"] == "service_healthy"
     downloaded = app["depends_on"]["model-downloader"]["condition"]
     assert downloaded == "service_completed_successfully"
-    assert "/ready" in " ".join(app["healthcheck"]["test"])
+    package = project.name.replace("-", "_")
+    probe = app["healthcheck"]["test"]
+    assert probe == ["CMD", "python", "-m", f"{package}.healthcheck", "--ready"], (
+        "compose gates on readiness (model loaded), not liveness"
+    )
     (published,) = app["ports"]
     assert published["host_ip"] == "127.0.0.1"
     assert (str(published["published"]), str(published["target"])) == (port, port)

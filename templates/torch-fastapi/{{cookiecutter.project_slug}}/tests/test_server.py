@@ -29,9 +29,9 @@ def _env(port: int, **extra: str) -> dict[str, str]:
     return env
 
 
-def _healthcheck(port: int) -> int:
+def _healthcheck(port: int, *args: str) -> int:
     return subprocess.run(
-        [sys.executable, "-m", "{{ cookiecutter.package_name }}.healthcheck"],
+        [sys.executable, "-m", "{{ cookiecutter.package_name }}.healthcheck", *args],
         env=_env(port),
         capture_output=True,
         timeout=30,
@@ -99,12 +99,14 @@ def test_serves_health_checks_and_stops_on_sigterm(
 
 class _Health(BaseHTTPRequestHandler):
     status = 200
+    ready_status = 200
 
     def log_message(self, format: str, *args: object) -> None:
         """Keep test output quiet."""
 
     def do_GET(self) -> None:
-        self.send_response(self.status if self.path == "/health" else 404)
+        codes = {"/health": self.status, "/ready": self.ready_status}
+        self.send_response(codes.get(self.path, 404))
         self.end_headers()
 
 
@@ -117,6 +119,13 @@ def test_healthcheck_follows_the_health_status() -> None:
         assert _healthcheck(port) == 0
         _Health.status = 503  # the state a failed model load reports
         assert _healthcheck(port) == 1
+        # --ready follows /ready: alive but still loading is not healthy for compose.
+        _Health.status, _Health.ready_status = 200, 503
+        assert _healthcheck(port) == 0
+        assert _healthcheck(port, "--ready") == 1
+        _Health.ready_status = 200
+        assert _healthcheck(port, "--ready") == 0
+        assert _healthcheck(port, "--bogus") == 2
     finally:
         server.shutdown()
         server.server_close()

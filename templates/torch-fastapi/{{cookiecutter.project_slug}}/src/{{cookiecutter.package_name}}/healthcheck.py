@@ -1,7 +1,9 @@
-"""Container health check: exit 0 when GET /health on this host answers 200.
+"""Container health check: exit 0 when GET /health (or /ready) on this host answers 200.
 
 Standard library only and no package imports, so it is fast and works even when the
-service's dependencies are broken: ``python -m {{ cookiecutter.package_name }}.healthcheck``.
+service's dependencies are broken: ``python -m {{ cookiecutter.package_name }}.healthcheck``
+probes liveness (the image's HEALTHCHECK); with ``--ready`` it probes readiness (compose's
+health check, which gates "model loaded", not only "process up").
 """
 
 from __future__ import annotations
@@ -14,10 +16,15 @@ import urllib.request
 DEFAULT_PORT = {{ cookiecutter.api_port | int }}
 
 
-def main() -> int:
-    """Probe the local /health endpoint; 0 healthy, 1 not."""
+def main(argv: list[str] | None = None) -> int:
+    """Probe the local /health endpoint (/ready with ``--ready``); 0 healthy, 1 not."""
+    args = sys.argv[1:] if argv is None else argv
+    if args not in ([], ["--ready"]):
+        print("usage: python -m {{ cookiecutter.package_name }}.healthcheck [--ready]", file=sys.stderr)
+        return 2
+    path = "/ready" if args else "/health"
     port = os.environ.get("PORT", str(DEFAULT_PORT))
-    url = f"http://127.0.0.1:{port}/health"
+    url = f"http://127.0.0.1:{port}{path}"
     try:
         with urllib.request.urlopen(url, timeout=3) as response:
             ok = response.status == 200
