@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from generator.harness import build as hbuild
 from generator.harness import preflight, wheelhouse
 from generator.harness.compose import ComposeRun
@@ -54,23 +56,37 @@ def connect() -> Any:
     return client
 
 
+def build_overlay(target: BuildTarget) -> Path:
+    """Write a build-only compose overlay beside the project; return its path.
+
+    Like the harness's smoke overlay, it sets the app's build arguments (base image,
+    offline install from ``wheels/``) without touching the project's own files; unlike
+    it, it needs no model checksum, because nothing is started.
+    """
+    overlay = {
+        "services": {
+            APP: {
+                "build": {
+                    "args": {"BASE_IMAGE": target.base_image, **wheelhouse.BUILD_ARGS},
+                }
+            }
+        }
+    }
+    path = target.project_dir.parent / f"{target.compose_name}.build-overlay.yaml"
+    path.write_text(yaml.safe_dump(overlay, sort_keys=False), encoding="utf-8")
+    return path
+
+
 def compose_for(target: BuildTarget) -> ComposeRun:
     """A compose run that builds ``target`` offline from its ``wheels/`` folder."""
     env = dict(os.environ)
-    env.update(
-        {
-            "APP_IMAGE": target.image,
-            "BASE_IMAGE": target.base_image,
-            # The same build arguments that ``servegen test --wheelhouse`` passes.
-            **wheelhouse.BUILD_ARGS,
-        }
-    )
+    env.update({"APP_IMAGE": target.image, "BASE_IMAGE": target.base_image})
     compose = preflight.find_compose(env)
     return ComposeRun(
         compose=compose,
         name=target.compose_name,
         project_dir=target.project_dir,
-        files=[target.project_dir / "compose.yaml"],
+        files=[target.project_dir / "compose.yaml", build_overlay(target)],
         env=env,
     )
 

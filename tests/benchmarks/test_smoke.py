@@ -456,6 +456,8 @@ FROM ${BASE_IMAGE} AS builder
 ARG PIP_NO_INDEX
 ARG PIP_FIND_LINKS=/wheels
 RUN python -m venv /opt/venv
+# The benchmark must pass the offline build arguments (the real Dockerfile needs them).
+RUN test "${PIP_NO_INDEX}" = 1 && test "${PIP_FIND_LINKS}" = /wheels
 RUN --mount=type=bind,source=requirements.txt,target=/tmp/requirements.txt \\
     --mount=type=bind,source=wheels,target=/wheels \\
     /opt/venv/bin/pip install --no-index --find-links /wheels -r /tmp/requirements.txt
@@ -473,9 +475,8 @@ services:
     build:
       context: .
       args:
-        - BASE_IMAGE
-        - PIP_NO_INDEX
-        - PIP_FIND_LINKS
+        BASE_IMAGE: ${BASE_IMAGE:-python:3.11-slim}
+        PIP_NO_INDEX: ${BUILD_PIP_NO_INDEX:-}
 """
 
 
