@@ -170,7 +170,7 @@ def run(
         progress(f"image: {v.label}, size of the virtual environment per package")
         try:
             info = dockerutil.venv_breakdown(client, v.target.image)
-            results.breakdown[v.label] = dockerutil.top_entries(info["entries"], limit=14)
+            results.breakdown[v.label] = sorted(info["entries"].items(), key=lambda kv: -kv[1])
         except Exception as exc:
             results.failures.append(f"venv breakdown of {v.label}: {exc}")
     nonce = uuid.uuid4().hex[:12]

@@ -215,22 +215,28 @@ def targets_table(rows: list[Row]) -> str:
     return markdown_table(["target", "wanted", "measured", "met"], body)
 
 
-def breakdown_table(breakdown: dict[str, list[tuple[str, int]]], limit: int = 15) -> str:
-    """Return the per-package size table of the virtual environments, largest first."""
+def breakdown_table(breakdown: dict[str, list[tuple[str, int]]], limit: int = 16) -> str:
+    """Return the per-entry size table of the virtual environments, largest first.
+
+    The rows are the ``limit`` entries that are largest in any of the images, then one
+    row for everything else, then the total; an entry missing from an image (removed
+    by the servegen build, say) shows as a dash.
+    """
     labels = list(breakdown)
     sizes = {label: dict(items) for label, items in breakdown.items()}
-    names: list[str] = []
-    for label in labels:
-        for name, _ in breakdown[label]:
-            if name not in names:
-                names.append(name)
-    names.sort(key=lambda n: -max(sizes[label].get(n, 0) for label in labels))
+    names = sorted(
+        {name for items in breakdown.values() for name, _ in items},
+        key=lambda n: -max(sizes[label].get(n, 0) for label in labels),
+    )
+    shown = names[:limit]
     body = [
-        [n] + [fmt_bytes(sizes[label].get(n)) if n in sizes[label] else "—" for label in labels]
-        for n in names[:limit]
+        [n, *[fmt_bytes(sizes[label][n]) if n in sizes[label] else "—" for label in labels]]
+        for n in shown
     ]
-    body.append(["total"] + [fmt_bytes(sum(sizes[label].values())) for label in labels])
-    return markdown_table(["package (site-packages entry)", *labels], body)
+    rest = [sum(v for n, v in sizes[label].items() if n not in shown) for label in labels]
+    body.append([f"everything else ({len(names) - len(shown)} entries)", *map(fmt_bytes, rest)])
+    body.append(["total", *[fmt_bytes(sum(sizes[label].values())) for label in labels]])
+    return markdown_table(["site-packages entry", *labels], body)
 
 
 def render_markdown(results: Results) -> str:

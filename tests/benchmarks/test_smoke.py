@@ -264,6 +264,9 @@ def test_serving_and_breakdown_tables() -> None:
     )
     assert "| torch/lib | 400 B | 420 B |" in table
     assert "| numpy | 50 B | — |" in table
+    assert "| total | 450 B | 420 B |" in table
+    table = report.breakdown_table({"a": [("x", 5), ("y", 3), ("z", 1)]}, limit=1)
+    assert "| everything else (2 entries) | 4 B |" in table
 
 
 def test_serving_rows_derive_the_targets_from_load_points() -> None:
