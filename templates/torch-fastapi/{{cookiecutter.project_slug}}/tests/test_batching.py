@@ -10,7 +10,7 @@ from collections.abc import Callable
 import torch
 
 from conftest import serve
-from {{ cookiecutter.package_name }}.batching import InferenceRunner
+from {{ cookiecutter.package_name }}.batching import Arrivals, InferenceRunner
 from {{ cookiecutter.package_name }}.metrics import Metrics
 from {{ cookiecutter.package_name }}.model import load_model
 from {{ cookiecutter.package_name }}.settings import Settings
@@ -157,6 +157,64 @@ def test_a_full_batch_starts_without_waiting() -> None:
     t0 = asyncio.run(go())
     assert forward.sizes == [2]
     assert forward.starts[0] - t0 < 1.0
+
+
+def test_a_lone_request_does_not_wait_for_the_window() -> None:
+    # The server handles one prediction and it is already queued: nobody else is on
+    # the way, so its batch starts at once instead of after the 10 s window.
+    forward = _SlowDouble(0.0)
+    arrivals = Arrivals()
+
+    async def go() -> None:
+        runner = InferenceRunner(
+            forward,
+            Metrics(),
+            batching=True,
+            max_size=8,
+            max_wait_s=10.0,
+            queue_max=10,
+            arrivals=arrivals,
+        )
+        await runner.start()
+        arrivals.count = 1
+        async with asyncio.timeout(5):
+            out = await runner.predict(torch.ones(1, 4))
+        await runner.stop()
+        assert out.tolist() == [[2.0] * 4]
+
+    asyncio.run(go())
+    assert forward.sizes == [1]
+
+
+def test_the_window_waits_for_a_request_still_on_its_way() -> None:
+    # Two predictions are being handled but only one has reached the batcher: the
+    # batch waits for the second (which arrives well inside the window) and runs both.
+    forward = _SlowDouble(0.0)
+    arrivals = Arrivals()
+
+    async def go() -> None:
+        runner = InferenceRunner(
+            forward,
+            Metrics(),
+            batching=True,
+            max_size=8,
+            max_wait_s=10.0,
+            queue_max=10,
+            arrivals=arrivals,
+        )
+        await runner.start()
+        arrivals.count = 2
+        first = asyncio.create_task(runner.predict(torch.ones(1, 4)))
+        await asyncio.sleep(0.2)
+        assert not first.done(), "the batch closed while a request was still on its way"
+        second = asyncio.create_task(runner.predict(torch.full((1, 4), 3.0)))
+        async with asyncio.timeout(5):
+            outs = await asyncio.gather(first, second)
+        await runner.stop()
+        assert [o.tolist() for o in outs] == [[[2.0] * 4], [[6.0] * 4]]
+
+    asyncio.run(go())
+    assert forward.sizes == [2]
 
 
 def test_a_full_queue_is_refused() -> None:

@@ -52,6 +52,7 @@ async def _load(runtime: Runtime) -> None:
         max_size=settings.batch_max_size,
         max_wait_s=settings.batch_max_wait_ms / 1000,
         queue_max=settings.batch_queue_max,
+        arrivals=runtime.arrivals,
     )
     await runner.start()
     runtime.model = model
@@ -108,5 +109,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.runtime = runtime
     app.include_router(router)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_middleware(RequestMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestMiddleware,
+        metrics=metrics,
+        max_body_bytes=settings.max_body_bytes,
+        arrivals=runtime.arrivals,
+    )
     return app

@@ -6,6 +6,12 @@ batching on, concurrent requests are gathered into one forward pass: a batch clo
 when it holds ``max_size`` items or when its oldest request has waited ``max_wait``
 seconds, whichever comes first. A request therefore waits at most ``max_wait`` for its
 batch to start, plus the forward pass already running when it arrived.
+
+The window is only spent when it can pay off: given a count of the prediction
+requests the server is handling (``arrivals``), the collector stops waiting as soon as
+every one of them is already queued or in the batch, so a lone caller is never delayed
+by the window, while under load the requests still being read and validated join the
+batch. Without that count the collector always waits out the window.
 """
 
 from __future__ import annotations
@@ -46,6 +52,22 @@ class _Pending:
         self.size = int(self.batch.shape[0])
 
 
+class Arrivals:
+    """How many prediction requests the server is handling right now.
+
+    The HTTP middleware counts a request from its first byte to its last, which starts
+    before the body is read and validated: the batch collector compares it with the
+    callers it already holds to know whether anyone else is on the way.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self) -> int:
+        """The current count."""
+        return self.count
+
+
 class InferenceRunner:
     """Runs a model's forward pass on one worker thread, batching when enabled."""
 
@@ -58,8 +80,11 @@ class InferenceRunner:
         max_size: int,
         max_wait_s: float,
         queue_max: int,
+        arrivals: Callable[[], int] | None = None,
     ) -> None:
         self._forward = forward
+        self._arrivals = arrivals
+        self._inside = 0  # callers between predict() entry and exit
         self._metrics = metrics
         self.batching = batching
         self.max_size = max_size
@@ -106,7 +131,15 @@ class InferenceRunner:
         except asyncio.QueueFull:
             self._metrics.batch_queue_rejections.inc()
             raise OverloadedError(f"{self._queue.maxsize} requests are already waiting") from None
-        return await pending.future
+        self._inside += 1
+        try:
+            return await pending.future
+        finally:
+            self._inside -= 1
+
+    def _more_coming(self) -> bool:
+        """Whether a request the server is handling has yet to reach the queue."""
+        return self._arrivals is None or self._arrivals() > self._inside
 
     def _timed_forward(self, batch: torch.Tensor) -> torch.Tensor:
         """The forward pass with its metrics; runs on the worker thread."""
@@ -141,15 +174,18 @@ class InferenceRunner:
             # that queued up behind a running forward pass do not wait again.
             deadline = first.enqueued + self.max_wait_s
             while size < self.max_size:
-                remaining = deadline - loop.time()
                 try:
-                    if remaining <= 0:
-                        nxt = self._queue.get_nowait()
-                    else:
+                    # What is queued already joins at once.
+                    nxt = self._queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    remaining = deadline - loop.time()
+                    if remaining <= 0 or not self._more_coming():
+                        break
+                    try:
                         async with asyncio.timeout(remaining):
                             nxt = await self._queue.get()
-                except (TimeoutError, asyncio.QueueEmpty):
-                    break
+                    except TimeoutError:
+                        break
                 if nxt.future.done():
                     continue
                 if size + nxt.size > self.max_size:

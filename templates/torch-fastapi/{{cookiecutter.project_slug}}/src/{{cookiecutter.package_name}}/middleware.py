@@ -17,6 +17,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .batching import Arrivals
 from .logs import request_id_var
 from .metrics import Metrics
 
@@ -38,10 +39,13 @@ class _BodyTooLarge(HTTPException):
 class RequestMiddleware:
     """Gives every request an id, refuses oversized bodies early, and measures it."""
 
-    def __init__(self, app: ASGIApp, *, metrics: Metrics, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, metrics: Metrics, max_body_bytes: int, arrivals: Arrivals
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        self.arrivals = arrivals
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI call."""
@@ -57,6 +61,11 @@ class RequestMiddleware:
         started = False
         start = time.perf_counter()
         self.metrics.in_flight.inc()
+        # Counted from the first byte, before the body is read: the batcher waits for
+        # these requests only (see batching.Arrivals).
+        is_predict = scope["method"] == "POST" and scope["path"] == "/predict"
+        if is_predict:
+            self.arrivals.count += 1
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status, started
@@ -87,6 +96,8 @@ class RequestMiddleware:
             route = scope.get("route")
             label = getattr(route, "path", None) or "unmatched"
             self.metrics.in_flight.dec()
+            if is_predict:
+                self.arrivals.count -= 1
             self.metrics.requests.labels(scope["method"], label, str(status)).inc()
             self.metrics.latency.labels(label).observe(elapsed)
             # Probes and scrapes arrive every few seconds: keep them out of INFO logs.

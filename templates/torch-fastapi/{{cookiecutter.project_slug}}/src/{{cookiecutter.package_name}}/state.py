@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from .batching import InferenceRunner
+from .batching import Arrivals, InferenceRunner
 from .db import PredictionLog
 from .metrics import Metrics
 from .model import LoadedModel
@@ -33,6 +33,7 @@ class Runtime:
     model: LoadedModel | None = None
     runner: InferenceRunner | None = None
     loaded: asyncio.Event = field(default_factory=asyncio.Event)
+    arrivals: Arrivals = field(default_factory=Arrivals)
 
     def fail(self, message: str) -> None:
         """Enter FAILED with the reason shown by /health and /ready."""
