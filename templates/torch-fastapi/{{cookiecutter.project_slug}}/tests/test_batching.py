@@ -108,9 +108,17 @@ class _SlowDouble:
         return batch * 2
 
 
-def _runner(forward: _SlowDouble, max_size: int, max_wait_s: float) -> InferenceRunner:
+def _runner(
+    forward: _SlowDouble, max_size: int, max_wait_s: float, arrivals: Arrivals | None = None
+) -> InferenceRunner:
     return InferenceRunner(
-        forward, Metrics(), batching=True, max_size=max_size, max_wait_s=max_wait_s, queue_max=100
+        forward,
+        Metrics(),
+        batching=True,
+        max_size=max_size,
+        max_wait_s=max_wait_s,
+        queue_max=100,
+        arrivals=arrivals,
     )
 
 
@@ -166,15 +174,7 @@ def test_a_lone_request_does_not_wait_for_the_window() -> None:
     arrivals = Arrivals()
 
     async def go() -> None:
-        runner = InferenceRunner(
-            forward,
-            Metrics(),
-            batching=True,
-            max_size=8,
-            max_wait_s=10.0,
-            queue_max=10,
-            arrivals=arrivals,
-        )
+        runner = _runner(forward, max_size=8, max_wait_s=10.0, arrivals=arrivals)
         await runner.start()
         arrivals.count = 1
         async with asyncio.timeout(5):
@@ -193,15 +193,7 @@ def test_the_window_waits_for_a_request_still_on_its_way() -> None:
     arrivals = Arrivals()
 
     async def go() -> None:
-        runner = InferenceRunner(
-            forward,
-            Metrics(),
-            batching=True,
-            max_size=8,
-            max_wait_s=10.0,
-            queue_max=10,
-            arrivals=arrivals,
-        )
+        runner = _runner(forward, max_size=8, max_wait_s=10.0, arrivals=arrivals)
         await runner.start()
         arrivals.count = 2
         first = asyncio.create_task(runner.predict(torch.ones(1, 4)))
