@@ -14,7 +14,7 @@ import queue
 import random
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -88,6 +88,15 @@ class PredictionRecord:
     status: str
     input_sha256: str
     outputs: str | None
+
+
+def _row(record: PredictionRecord) -> dict[str, Any]:
+    """The record as the column-to-value mapping the INSERT takes.
+
+    A shallow copy of the instance's fields: ``dataclasses.asdict`` would deep-copy
+    every value, several microseconds per record for nothing (the values are immutable).
+    """
+    return dict(vars(record))
 
 
 def database_url(settings: Settings) -> URL:
@@ -223,16 +232,32 @@ class PredictionLog:
         return min(max(backoff * 2, 0.25), self._settings.db_retry_max_s)
 
     def _take_batch(self) -> list[dict[str, Any]]:
-        """Wait up to one flush interval for records, then take up to DB_BATCH_MAX."""
-        timeout = self._settings.db_flush_interval_ms / 1000
+        """Wait for a record, then gather more until DB_BATCH_MAX or DB_FLUSH_INTERVAL_MS.
+
+        A batch is written when it is full or when its first record has waited one
+        flush interval, whichever comes first. Lingering costs nothing on the request
+        path and makes the batches large: an INSERT of one row costs the writer about
+        20 times the CPU per row of an INSERT of a hundred, and that CPU is taken from
+        the event loop and the inference thread of the same process.
+        """
+        interval = self._settings.db_flush_interval_ms / 1000
         try:
-            first = self._queue.get(timeout=timeout)
+            first = self._queue.get(timeout=interval)
         except queue.Empty:
             return []
-        batch = [asdict(first)]
+        batch = [_row(first)]
+        write_at = time.monotonic() + interval
         while len(batch) < self._settings.db_batch_max:
             try:
-                batch.append(asdict(self._queue.get_nowait()))
+                batch.append(_row(self._queue.get_nowait()))
+                continue
+            except queue.Empty:
+                pass
+            left = write_at - time.monotonic()
+            if left <= 0 or self._stop.is_set():
+                break  # at shutdown, write what is there without waiting
+            try:
+                batch.append(_row(self._queue.get(timeout=left)))
             except queue.Empty:
                 break
         return batch
