@@ -60,3 +60,29 @@ def test_failing_forward_is_a_500_for_that_request_only(
             assert float(errors.group(1)) in ((1.0, 2.0) if batching else (1.0,))
 
     asyncio.run(go())
+
+
+class Log(torch.nn.Module):
+    """log(x): NaN below zero, -infinity at zero."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.log(x)
+
+
+def test_nan_and_infinite_outputs_are_sent_as_null(
+    settings_factory: Callable[..., Settings], tmp_path: Path
+) -> None:
+    path = tmp_path / "log.pt"
+    meta = {"name": "log", "version": "1", "input_shape": [3], "output_shape": [3]}
+    scripted = torch.jit.script(Log().eval())
+    torch.jit.save(scripted, str(path), _extra_files={"model_meta.json": json.dumps(meta)})
+
+    async def go() -> None:
+        async with serve(settings_factory(model_path=path, model_sha256=None)) as (_, client):
+            response = await client.post("/predict", json={"inputs": [[-1, 0, 1]]})
+            assert response.status_code == 200
+            # Strict JSON: no bare NaN or -Infinity tokens in the body.
+            assert b"NaN" not in response.content and b"Infinity" not in response.content
+            assert response.json()["outputs"] == [[None, None, 0.0]]
+
+    asyncio.run(go())

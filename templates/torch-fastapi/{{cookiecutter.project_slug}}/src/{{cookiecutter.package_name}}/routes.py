@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import time
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import torch
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
@@ -31,8 +32,12 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 
-def get_runtime(request: Request) -> Runtime:
-    """The runtime of the app that received the request."""
+async def get_runtime(request: Request) -> Runtime:
+    """The runtime of the app that received the request.
+
+    ``async`` on purpose: FastAPI runs a plain ``def`` dependency on its thread pool,
+    which would cost every request a hop to another thread and back.
+    """
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -89,7 +94,7 @@ async def model_info(runtime: RuntimeDep) -> ModelResponse:
 
 
 @router.post("/predict", response_model=PredictResponse, responses=_ERRORS)
-async def predict(body: PredictRequest, request: Request, runtime: RuntimeDep) -> PredictResponse:
+async def predict(body: PredictRequest, request: Request, runtime: RuntimeDep) -> Response:
     """Predict a batch of items; 4xx says exactly what is wrong with the input."""
     start = time.perf_counter()
     request_id: str = request.scope["state"]["request_id"]
@@ -113,10 +118,44 @@ async def predict(body: PredictRequest, request: Request, runtime: RuntimeDep) -
         log.exception("inference failed")
         _log_row(runtime, model, request_id, len(batch), start, "error", digest, None)
         raise HTTPException(500, f"inference failed: {_last_line(exc)}") from None
-    outputs = out.tolist()
+    outputs_text = outputs_json(out.tolist())
     runtime.metrics.items.inc(len(batch))
-    _log_row(runtime, model, request_id, len(batch), start, "ok", digest, outputs)
-    return PredictResponse(outputs=outputs, model_version=model.meta.version, request_id=request_id)
+    _log_row(runtime, model, request_id, len(batch), start, "ok", digest, outputs_text)
+    # The body is written here, once: the same JSON text goes to the client and to the
+    # prediction log, and FastAPI does not validate and serialize it a second time
+    # (a returned Response skips response_model, which still documents the shape).
+    content = "".join(
+        (
+            '{"outputs":',
+            outputs_text,
+            ',"model_version":',
+            json.dumps(model.meta.version),
+            ',"request_id":',
+            json.dumps(request_id),
+            "}",
+        )
+    )
+    return Response(content, media_type="application/json")
+
+
+def outputs_json(outputs: list[Any]) -> str:
+    """Compact JSON of the model's outputs; NaN and infinity become ``null``.
+
+    JSON has no NaN or infinity, and Python's ``json`` would write them as bare
+    ``NaN``/``Infinity`` tokens that strict parsers reject.
+    """
+    try:
+        return json.dumps(outputs, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite_or_none(outputs), separators=(",", ":"))
+
+
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_finite_or_none(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _last_line(exc: BaseException) -> str:
@@ -133,16 +172,14 @@ def _log_row(
     start: float,
     status: str,
     digest: str,
-    outputs: list[object] | None,
+    outputs: str | None,
 ) -> None:
-    """Queue one prediction log row; never blocks, never raises."""
+    """Queue one prediction log row (``outputs`` as JSON text); never blocks, never raises."""
     if not runtime.settings.db_enabled:
         return
-    stored: str | None = None
-    if outputs is not None:
-        stored = json.dumps(outputs, separators=(",", ":"))
-        if len(stored) > runtime.settings.db_outputs_max_bytes:
-            stored = None
+    stored = outputs
+    if stored is not None and len(stored) > runtime.settings.db_outputs_max_bytes:
+        stored = None
     runtime.db.submit(
         PredictionRecord(
             request_id=request_id,
