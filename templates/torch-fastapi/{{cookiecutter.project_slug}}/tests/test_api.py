@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from conftest import PROJECT_DIR, serve
 from {{ cookiecutter.package_name }}.settings import Settings
@@ -169,6 +172,32 @@ def test_integer_model_inputs_must_be_whole(settings_factory: Callable[..., Sett
         raise AssertionError("a fractional value was accepted for an int64 model")
 
 
+@pytest.mark.parametrize(
+    ("dtype", "value", "accepted"),
+    [
+        ("int32", 2**31 - 1, True),
+        ("int32", 2**31, False),
+        ("int32", -(2**31), True),
+        ("int32", -(2**31) - 1, False),
+        # 2**63 - 1 is not a float64; the nearest one is 2**63, which int64 cannot hold.
+        ("int64", 2**62, True),
+        ("int64", 2**63, False),
+        ("int64", -(2**63), True),
+        ("float16", 65504.0, True),
+        ("float16", 70000.0, False),
+    ],
+)
+def test_values_at_the_edge_of_the_dtype(dtype: str, value: float, accepted: bool) -> None:
+    from {{ cookiecutter.package_name }}.model import InputError, prepare_inputs
+
+    if accepted:
+        tensor = prepare_inputs([[value]], (1,), dtype, 8)
+        assert tensor.item() == value
+    else:
+        with pytest.raises(InputError, match=f"out of range for {dtype}"):
+            prepare_inputs([[value]], (1,), dtype, 8)
+
+
 def test_openapi_has_examples(settings_factory: Callable[..., Settings]) -> None:
     response = call(settings_factory(), "GET", "/openapi.json")
     schema = response.json()
@@ -176,3 +205,35 @@ def test_openapi_has_examples(settings_factory: Callable[..., Settings]) -> None
     assert schema["components"]["schemas"]["PredictRequest"]["examples"]
     docs = call(settings_factory(), "GET", "/docs")
     assert docs.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("access_log", "expected"),
+    [
+        # (path, status) -> the level of its access line, None for no line at all
+        ("errors", {"/predict 200": logging.DEBUG, "/predict 422": logging.INFO}),
+        ("all", {"/predict 200": logging.INFO, "/health 200": logging.DEBUG}),
+        ("off", {"/predict 200": None, "/predict 422": None, "/health 200": None}),
+    ],
+)
+def test_access_log_levels(
+    settings_factory: Callable[..., Settings],
+    caplog: pytest.LogCaptureFixture,
+    access_log: str,
+    expected: dict[str, int | None],
+) -> None:
+    async def go() -> None:
+        async with serve(settings_factory(access_log=access_log)) as (_, client):
+            await client.get("/health")
+            await client.post("/predict", json={"inputs": [[1, 2, 3, 4]]})
+            await client.post("/predict", json={"inputs": [[1, 2]]})
+
+    with caplog.at_level(logging.DEBUG, logger="{{ cookiecutter.package_name }}.middleware.access"):
+        asyncio.run(go())
+    seen = {
+        f"{getattr(record, 'path', '')} {getattr(record, 'status', '')}": record.levelno
+        for record in caplog.records
+        if record.name.endswith(".access")
+    }
+    for key, level in expected.items():
+        assert seen.get(key) == level, (key, seen)

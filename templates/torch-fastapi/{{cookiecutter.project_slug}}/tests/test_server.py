@@ -50,6 +50,7 @@ def test_serves_health_checks_and_stops_on_sigterm(
         DB_ENABLED="false",
         DEVICE="cpu",
         TORCH_THREADS="1",
+        ACCESS_LOG="all",
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "{{ cookiecutter.package_name }}"],
@@ -93,6 +94,9 @@ def test_serves_health_checks_and_stops_on_sigterm(
     messages = [line["msg"] for line in lines]
     assert "ready" in messages
     assert "stopped" in messages
+    ready = next(line for line in lines if line["msg"] == "ready")
+    if sys.platform != "win32":  # requirements.txt installs uvloop everywhere else
+        assert ready["event_loop"] == "uvloop"
     predict_lines = [line for line in lines if line.get("path") == "/predict"]
     assert predict_lines and predict_lines[0]["request_id"]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -55,6 +56,7 @@ async def _load(runtime: Runtime) -> None:
         arrivals=runtime.arrivals,
     )
     await runner.start()
+    _freeze_heap()
     runtime.model = model
     runtime.runner = runner
     runtime.state = ServiceState.READY
@@ -63,7 +65,26 @@ async def _load(runtime: Runtime) -> None:
         {k: str(v) for k, v in model.meta.as_dict().items() if k in ("name", "version", "sha256")}
     )
     runtime.loaded.set()
-    log.info("ready", extra={"batching": settings.batching_enabled})
+    loop = type(asyncio.get_running_loop())
+    log.info(
+        "ready",
+        extra={"batching": settings.batching_enabled, "event_loop": loop.__module__},
+    )
+
+
+def _freeze_heap() -> None:
+    """Move every object alive after start-up out of the garbage collector's sight.
+
+    Importing torch leaves a few hundred thousand long-lived objects, and each full
+    (oldest-generation) collection walks all of them: under load that was a pause of
+    about 100 ms every second or so, which set the p99 latency of every endpoint.
+    Frozen objects are never scanned again; objects created later are collected as
+    usual. Done once, before the service reports ready, so the pause of the final
+    collection never lands on a request.
+    Ref: https://docs.python.org/3/library/gc.html#gc.freeze
+    """
+    gc.collect()
+    gc.freeze()
 
 
 @asynccontextmanager
@@ -114,5 +135,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics=metrics,
         max_body_bytes=settings.max_body_bytes,
         arrivals=runtime.arrivals,
+        access_log=settings.access_log,
     )
     return app

@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest accepted request body.")
     max_items_per_request: int | None = Field(None, ge=1)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    access_log: Literal["errors", "all", "off"] = Field(
+        "errors", description="Which requests get an INFO access line."
+    )
     log_json: bool = True
     dev_mode: bool = False
 
