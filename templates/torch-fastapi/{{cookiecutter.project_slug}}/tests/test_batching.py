@@ -176,7 +176,7 @@ def test_a_lone_request_does_not_wait_for_the_window() -> None:
     async def go() -> None:
         runner = _runner(forward, max_size=8, max_wait_s=10.0, arrivals=arrivals)
         await runner.start()
-        arrivals.count = 1
+        assert arrivals.count == 0
         async with asyncio.timeout(5):
             out = await runner.predict(torch.ones(1, 4))
         await runner.stop()
@@ -195,10 +195,12 @@ def test_the_window_waits_for_a_request_still_on_its_way() -> None:
     async def go() -> None:
         runner = _runner(forward, max_size=8, max_wait_s=10.0, arrivals=arrivals)
         await runner.start()
-        arrivals.count = 2
+        second_state: dict[str, object] = {}
+        arrivals.enter(second_state)
         first = asyncio.create_task(runner.predict(torch.ones(1, 4)))
         await asyncio.sleep(0.2)
         assert not first.done(), "the batch closed while a request was still on its way"
+        arrivals.leave(second_state)  # as the endpoint does just before queueing
         second = asyncio.create_task(runner.predict(torch.full((1, 4), 3.0)))
         async with asyncio.timeout(5):
             outs = await asyncio.gather(first, second)
@@ -231,5 +233,32 @@ def test_a_full_queue_is_refused() -> None:
             raise AssertionError("a third request was queued beyond BATCH_QUEUE_MAX")
         await asyncio.gather(running, waiting)
         await runner.stop()
+
+    asyncio.run(go())
+
+
+def test_every_request_is_counted_out_whatever_its_fate(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    # Answered, refused by validation, or refused for its size: none may stay counted as
+    # "on its way", or every later batch would wait out its whole window.
+    async def go() -> None:
+        settings = settings_factory(batching_enabled=True, batch_max_wait_ms=1000)
+        async with serve(settings) as (app, client):
+            runtime = app.state.runtime
+            bodies = [
+                {"inputs": [[1, 2, 3, 4]]},
+                {"inputs": [[1, 2]]},
+                {"inputs": "not a list"},
+                {"inputs": [[0, 0, 0, 0]] * 1000},
+            ]
+            for body in bodies:
+                await client.post("/predict", json=body)
+                assert runtime.arrivals.count == 0, body
+            # A lone request after all that does not wait out the 1 s window.
+            started = time.monotonic()
+            response = await client.post("/predict", json={"inputs": [[1, 2, 3, 4]]})
+            assert response.status_code == 200
+            assert time.monotonic() - started < 0.8
 
     asyncio.run(go())

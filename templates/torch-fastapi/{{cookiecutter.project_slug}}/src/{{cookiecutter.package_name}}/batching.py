@@ -8,10 +8,10 @@ seconds, whichever comes first. A request therefore waits at most ``max_wait`` f
 batch to start, plus the forward pass already running when it arrived.
 
 The window is only spent when it can pay off: given a count of the prediction
-requests the server is handling (``arrivals``), the collector stops waiting as soon as
-every one of them is already queued or in the batch, so a lone caller is never delayed
-by the window, while under load the requests still being read and validated join the
-batch. Without that count the collector always waits out the window.
+requests still on their way to the queue (``arrivals``: being read and validated), the
+collector stops waiting as soon as that count is zero, so a lone caller is never
+delayed by the window, while under load the requests still being read join the batch.
+Without that count the collector always waits out the window.
 """
 
 from __future__ import annotations
@@ -53,12 +53,17 @@ class _Pending:
 
 
 class Arrivals:
-    """How many prediction requests the server is handling right now.
+    """How many prediction requests are on their way to the batch queue.
 
-    The HTTP middleware counts a request from its first byte to its last, which starts
-    before the body is read and validated: the batch collector compares it with the
-    callers it already holds to know whether anyone else is on the way.
+    The HTTP middleware counts a request in at its first byte, before its body is read
+    and validated, and the endpoint counts it out just before handing its batch to the
+    runner (or the middleware does, when the request ends without reaching it). The
+    batch collector keeps a batch open only while this count says someone is coming.
+    Requests that already have their answer are not counted: a batch never waits for
+    a caller who is only sending its response.
     """
+
+    _KEY = "batching.arrival"
 
     def __init__(self) -> None:
         self.count = 0
@@ -66,6 +71,16 @@ class Arrivals:
     def __call__(self) -> int:
         """The current count."""
         return self.count
+
+    def enter(self, state: dict[str, object]) -> None:
+        """Count a request in; ``state`` is its ASGI scope's state."""
+        self.count += 1
+        state[self._KEY] = True
+
+    def leave(self, state: dict[str, object]) -> None:
+        """Count a request out (once; later calls do nothing)."""
+        if state.pop(self._KEY, False):
+            self.count -= 1
 
 
 class InferenceRunner:
@@ -84,7 +99,6 @@ class InferenceRunner:
     ) -> None:
         self._forward = forward
         self._arrivals = arrivals
-        self._inside = 0  # callers between predict() entry and exit
         self._metrics = metrics
         self.batching = batching
         self.max_size = max_size
@@ -131,15 +145,11 @@ class InferenceRunner:
         except asyncio.QueueFull:
             self._metrics.batch_queue_rejections.inc()
             raise OverloadedError(f"{self._queue.maxsize} requests are already waiting") from None
-        self._inside += 1
-        try:
-            return await pending.future
-        finally:
-            self._inside -= 1
+        return await pending.future
 
     def _more_coming(self) -> bool:
         """Whether a request the server is handling has yet to reach the queue."""
-        return self._arrivals is None or self._arrivals() > self._inside
+        return self._arrivals is None or self._arrivals() > 0
 
     def _timed_forward(self, batch: torch.Tensor) -> torch.Tensor:
         """The forward pass with its metrics; runs on the worker thread."""

@@ -69,10 +69,10 @@ class RequestMiddleware:
         start = time.perf_counter()
         self.metrics.in_flight.inc()
         # Counted from the first byte, before the body is read: the batcher waits for
-        # these requests only (see batching.Arrivals).
-        is_predict = scope["method"] == "POST" and scope["path"] == "/predict"
-        if is_predict:
-            self.arrivals.count += 1
+        # these requests only, until the endpoint queues them (see batching.Arrivals).
+        state = scope["state"]
+        if scope["method"] == "POST" and scope["path"] == "/predict":
+            self.arrivals.enter(state)
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status, started
@@ -103,8 +103,7 @@ class RequestMiddleware:
             route = scope.get("route")
             label = getattr(route, "path", None) or "unmatched"
             self.metrics.in_flight.dec()
-            if is_predict:
-                self.arrivals.count -= 1
+            self.arrivals.leave(state)  # when the request never reached the batcher
             self.metrics.requests.labels(scope["method"], label, str(status)).inc()
             self.metrics.latency.labels(label).observe(elapsed)
             level = self._access_level(label, status)

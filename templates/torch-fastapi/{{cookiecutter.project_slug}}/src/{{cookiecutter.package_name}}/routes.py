@@ -108,6 +108,8 @@ async def predict(body: PredictRequest, request: Request, runtime: RuntimeDep) -
         raise HTTPException(503, "the model is not ready")
     # Digest of the exact bytes the model sees (any dtype, bfloat16 included).
     digest = hashlib.sha256(batch.contiguous().view(torch.uint8).numpy().data).hexdigest()
+    # No longer on its way: from here it is in the batch queue (see batching.Arrivals).
+    runtime.arrivals.leave(request.scope["state"])
     try:
         out = await runner.predict(batch)
     except OverloadedError as exc:
