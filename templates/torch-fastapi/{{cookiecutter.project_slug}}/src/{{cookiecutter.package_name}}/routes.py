@@ -8,10 +8,10 @@ import logging
 import math
 import time
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
 import torch
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -32,17 +32,16 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 
-async def get_runtime(request: Request) -> Runtime:
+def _runtime(request: Request) -> Runtime:
     """The runtime of the app that received the request.
 
-    ``async`` on purpose: FastAPI runs a plain ``def`` dependency on its thread pool,
-    which would cost every request a hop to another thread and back.
+    Read from the request rather than injected with ``Depends``: resolving a
+    dependency costs FastAPI about 25 us per request, a sixth of a small model's whole
+    prediction on one core.
     """
     runtime: Runtime = request.app.state.runtime
     return runtime
 
-
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 _ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorResponse} for code in (413, 422, 500, 503)
@@ -50,8 +49,9 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 
 
 @router.get("/health", response_model=HealthResponse, responses={503: {"model": HealthResponse}})
-async def health(runtime: RuntimeDep) -> JSONResponse:
+async def health(request: Request) -> JSONResponse:
     """Liveness: 200 while starting or ready, 503 once the model failed to load."""
+    runtime = _runtime(request)
     body = HealthResponse(
         status="ok" if runtime.state is not ServiceState.FAILED else "failed",
         state=runtime.state.value,
@@ -62,8 +62,9 @@ async def health(runtime: RuntimeDep) -> JSONResponse:
 
 
 @router.get("/ready", response_model=ReadyResponse, responses={503: {"model": ReadyResponse}})
-async def ready(runtime: RuntimeDep) -> JSONResponse:
+async def ready(request: Request) -> JSONResponse:
     """Readiness: 200 only when the model is ready; the database state is reported."""
+    runtime = _runtime(request)
     is_ready = runtime.state is ServiceState.READY
     body = ReadyResponse(
         ready=is_ready,
@@ -83,8 +84,9 @@ def _require_model(runtime: Runtime) -> LoadedModel:
 
 
 @router.get("/model", response_model=ModelResponse, responses={503: {"model": ErrorResponse}})
-async def model_info(runtime: RuntimeDep) -> ModelResponse:
+async def model_info(request: Request) -> ModelResponse:
     """Name, version, checksum, format, device and shapes of the served model."""
+    runtime = _runtime(request)
     model = _require_model(runtime)
     return ModelResponse(
         **model.meta.as_dict(),
@@ -94,8 +96,9 @@ async def model_info(runtime: RuntimeDep) -> ModelResponse:
 
 
 @router.post("/predict", response_model=PredictResponse, responses=_ERRORS)
-async def predict(body: PredictRequest, request: Request, runtime: RuntimeDep) -> Response:
+async def predict(body: PredictRequest, request: Request) -> Response:
     """Predict a batch of items; 4xx says exactly what is wrong with the input."""
+    runtime = _runtime(request)
     start = time.perf_counter()
     request_id: str = request.scope["state"]["request_id"]
     model = _require_model(runtime)
@@ -198,6 +201,7 @@ def _log_row(
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics(runtime: RuntimeDep) -> Response:
+async def metrics(request: Request) -> Response:
     """Prometheus text exposition."""
+    runtime = _runtime(request)
     return Response(runtime.metrics.render(), media_type=CONTENT_TYPE_LATEST)
