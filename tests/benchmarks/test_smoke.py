@@ -301,6 +301,23 @@ def test_serving_rows_derive_the_targets_from_load_points() -> None:
     assert res.get("serving.heavy_rps").error == "load point missing"  # type: ignore[union-attr]
 
 
+def test_median_round_keeps_the_middle_throughput_and_every_round() -> None:
+    rounds: list[dict[str, Any]] = [
+        {"endpoint": "/predict", "throughput_rps": 900.0, "p99_ms": 9.0},
+        {"endpoint": "/predict", "throughput_rps": 700.0, "p99_ms": 7.0},
+        {"endpoint": "/predict", "throughput_rps": 800.0, "p50_ms": 4.0, "p99_ms": 8.0},
+    ]
+    chosen = serving.median_round(rounds)
+    assert chosen["throughput_rps"] == 800.0 and chosen["p99_ms"] == 8.0
+    assert chosen["rounds_rps"] == [900.0, 700.0, 800.0]
+    # A failed round ranks lowest; the median of (fail, 700, 900) is 700.
+    failed: dict[str, Any] = {"endpoint": "/predict", "error": "load generator failed: x"}
+    assert serving.median_round([failed, rounds[0], rounds[1]])["throughput_rps"] == 700.0
+    assert serving.median_round([failed, failed])["error"]
+    note = run._latency_note(chosen, {"rounds_rps": [1000.0, 1100.0, 1050.0]})
+    assert "p99 8.0 ms" in note and "/health rounds 1,000, 1,100, 1,050" in note
+
+
 def test_predict_body_has_the_model_shape() -> None:
     body = json.loads(serving.predict_body([2, 3], items=2))
     assert len(body["inputs"]) == 2
