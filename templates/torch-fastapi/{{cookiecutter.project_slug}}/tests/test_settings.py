@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -147,3 +148,17 @@ def test_service_refuses_to_start_with_one_line(tmp_path: Path) -> None:
     assert result.stderr.startswith("error: invalid settings:")
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_readme_documents_every_setting_and_only_those() -> None:
+    readme = (PROJECT_DIR / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## Settings", 1)[1].split("\n## ", 1)[0]
+    documented: set[str] = set()
+    for row in table.splitlines():
+        first_cell = row.split("|")[1] if row.startswith("|") else ""
+        documented.update(re.findall(r"`([A-Z][A-Z0-9_]*)`", first_cell))
+    fields = {name.upper() for name in Settings.model_fields}
+    assert documented == fields, (
+        f"missing from the README: {sorted(fields - documented)}; "
+        f"not settings: {sorted(documented - fields)}"
+    )
