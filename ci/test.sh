@@ -39,6 +39,9 @@ run_check() {
 }
 
 run_check "ruff check" ruff check .
+# Every shell script servegen ships for its own CI and demo.
+mapfile -t shell_scripts < <(find ci -type f -name '*.sh' | sort; echo .ci/run)
+run_check shellcheck shellcheck -x "${shell_scripts[@]}"
 run_check "ruff format" ruff format --check .
 run_check mypy mypy
 # --durations keeps the slowest tests in view: CI has a fixed time budget.
@@ -49,4 +52,4 @@ if ((${#failed[@]})); then
     note "failed: ${failed[*]}"
     exit 1
 fi
-note "all checks passed (ruff check, ruff format, mypy, pytest)"
+note "all checks passed (ruff check, shellcheck, ruff format, mypy, pytest)"
