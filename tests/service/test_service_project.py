@@ -190,7 +190,7 @@ def test_service_under_uvicorn(
         assert len(answer["outputs"]) == len(json.loads(example)["inputs"])
         assert answer["request_id"] == headers["x-request-id"]
         assert answer["model_version"] == "1.0.0"
-        status, _, body = http("POST", f"{base}/predict", b'{"inputs": [[1, 2]]}')
+        status, bad_headers, body = http("POST", f"{base}/predict", b'{"inputs": [[1, 2]]}')
         assert status == 422
         assert json.loads(body)["detail"] == "each item must have shape [4], got [2]"
         status, _, body = http("GET", f"{base}/model")
@@ -208,7 +208,11 @@ def test_service_under_uvicorn(
     log_lines = (tmp_path / "service.log").read_text().splitlines()
     records = [json.loads(line) for line in log_lines if line.startswith("{")]
     assert any(r.get("msg") == "stopped" for r in records), log_lines[-10:]
-    assert any(r.get("request_id") == answer["request_id"] for r in records)
+    # ACCESS_LOG defaults to errors: the 422 has its access line, the answered
+    # prediction has none (its row is in the prediction log instead).
+    access = {(r.get("request_id"), r.get("status")) for r in records if r.get("msg") == "request"}
+    assert (bad_headers["x-request-id"], 422) in access, log_lines[-10:]
+    assert not any(rid == answer["request_id"] for rid, _ in access)
 
 
 def _assert_logged(python: str, mysql_url: str, request_id: str, base: str) -> None:
