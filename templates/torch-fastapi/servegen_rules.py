@@ -69,6 +69,12 @@ SHADOWED_NAMES = frozenset(
 SLUG_RE = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
 PACKAGE_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 DB_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+#: Schemas MySQL keeps for itself. The app user is granted ALL on its database, so with
+#: ``mysql`` it could rewrite MySQL's own grant tables. Compared case-insensitively:
+#: ``information_schema`` and ``performance_schema`` are, and a case-insensitive file
+#: system (lower_case_table_names) would make ``MySQL`` the same schema as ``mysql``.
+#: Ref: https://dev.mysql.com/doc/refman/8.4/en/system-schema.html
+SYSTEM_SCHEMAS = frozenset({"mysql", "sys", "information_schema", "performance_schema"})
 MAX_NAME_LEN = 64
 MAX_TEXT_LEN = 500
 
@@ -179,6 +185,12 @@ def check_db_name(value: Any) -> str:
         raise RuleError(
             "db_name", f"{text!r} must start with a letter and hold only A-Z, a-z, 0-9, '_'"
         )
+    if text.lower() in SYSTEM_SCHEMAS:
+        raise RuleError(
+            "db_name",
+            f"{text!r} is a MySQL system schema; the service's user would be granted"
+            " MySQL's own tables (choose a name of your own)",
+        )
     return text
 
 
@@ -254,7 +266,11 @@ RULES: dict[str, Rule] = {
     "accelerator": Rule("choice", "cpu builds from the CPU wheel index; cuda reserves a GPU."),
     "model_format": Rule("choice", "Serialisation of the served model."),
     "api_port": Rule("int", "Port the service listens on inside the container (1024-65535)."),
-    "db_name": Rule("text", "MySQL database that receives the prediction log.", derived=True),
+    "db_name": Rule(
+        "text",
+        "MySQL database that receives the prediction log (not one of MySQL's own schemas).",
+        derived=True,
+    ),
     "batching": Rule("bool", "Gather concurrent requests into one forward pass."),
     "batch_max_size": Rule("int", "Most items run in one forward pass (1-4096)."),
     "batch_max_wait_ms": Rule("int", "Longest a request waits for a batch to fill (0-1000 ms)."),

@@ -60,6 +60,13 @@ BAD_SETS = [
     pytest.param(["batch_max_size=0"], ["batch_max_size", "between 1 and 4096"], id="batch-0"),
     pytest.param(["batch_max_wait_ms=1001"], ["batch_max_wait_ms"], id="wait-high"),
     pytest.param(["db_name=my-db"], ["db_name"], id="db-dash"),
+    pytest.param(["db_name=mysql"], ["db_name", "MySQL system schema"], id="db-mysql"),
+    pytest.param(["db_name=sys"], ["db_name", "system schema"], id="db-sys"),
+    pytest.param(
+        ["db_name=INFORMATION_SCHEMA"], ["db_name", "system schema"], id="db-information-schema"
+    ),
+    pytest.param(["db_name=performance_schema"], ["db_name", "system schema"], id="db-perf"),
+    pytest.param(["project_name=Mysql"], ["db_name", "system schema"], id="derived-db-mysql"),
     pytest.param(["description=bell\x07"], ["description", "control character"], id="desc-ctl"),
     pytest.param(["author=two\nlines"], ["author", "single line"], id="author-newline"),
 ]

@@ -117,6 +117,25 @@ def test_bad_values_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "BATCH_MAX_SIZE" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "needle"),
+    [
+        ("DB_NAME", "mysql", "system schema"),
+        ("DB_NAME", "Information_Schema", "system schema"),
+        ("DB_NAME", "sys", "system schema"),
+        ("DB_USER", "root", "administrative account"),
+        ("DB_USER", "mysql.sys", "administrative account"),
+    ],
+)
+def test_mysql_system_names_are_refused(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, needle: str
+) -> None:
+    monkeypatch.setenv("DB_PASSWORD", "a-real-secret-value")
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError, match=f"{variable}: .*{needle}"):
+        load_settings()
+
+
 def test_items_limit_cannot_exceed_the_batch_size() -> None:
     with pytest.raises(ValueError, match="must not exceed"):
         Settings(db_enabled=False, batching_enabled=True, batch_max_size=4, max_items_per_request=8)

@@ -40,6 +40,12 @@ PLACEHOLDER_PASSWORDS = frozenset(
     }
 )
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+#: Schemas and accounts MySQL keeps for itself: the service's user is granted everything
+#: on its database, so neither may be one of these.
+#: Ref: https://dev.mysql.com/doc/refman/8.4/en/system-schema.html
+#: Ref: https://dev.mysql.com/doc/refman/8.4/en/reserved-accounts.html
+SYSTEM_SCHEMAS = frozenset({"mysql", "sys", "information_schema", "performance_schema"})
+RESERVED_USERS = frozenset({"root", "mysql.sys", "mysql.session", "mysql.infoschema"})
 _SHAPE_RE = re.compile(r"^\s*\d+\s*(,\s*\d+\s*)*$")
 
 
@@ -136,6 +142,26 @@ class Settings(BaseSettings):
         value = value.strip().lower()
         if not _SHA256_RE.match(value):
             raise ValueError("must be 64 hexadecimal characters")
+        return value
+
+    @field_validator("db_name")
+    @classmethod
+    def _check_db_name(cls, value: str) -> str:
+        if value.lower() in SYSTEM_SCHEMAS:
+            raise ValueError(
+                f"{value!r} is a MySQL system schema; the prediction log needs a database "
+                "of its own"
+            )
+        return value
+
+    @field_validator("db_user")
+    @classmethod
+    def _check_db_user(cls, value: str) -> str:
+        if value.lower() in RESERVED_USERS:
+            raise ValueError(
+                f"{value!r} is a MySQL administrative account; the service logs in as an "
+                "ordinary user that owns only its own database"
+            )
         return value
 
     @field_validator("model_input_shape")
