@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -108,6 +110,49 @@ def test_recorded_answers_without_no_input_ask_nothing(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert tree(first) == tree(tmp_path / "second")
+
+
+def _manifest(project: Path) -> dict[str, str]:
+    recorded = yaml.safe_load((project / ".servegen-answers.yml").read_text(encoding="utf-8"))
+    files = recorded["_files"]
+    assert isinstance(files, dict)
+    return files
+
+
+def test_the_answers_file_records_the_hash_of_each_generated_file(tmp_path: Path) -> None:
+    project = render({"project_name": "Hashed"}, tmp_path / "svc")
+    files = _manifest(project)
+    on_disk = sorted(p.relative_to(project).as_posix() for p in project.rglob("*") if p.is_file())
+    # Every file but the answers file itself and the random passwords, in sorted order.
+    expected = [
+        rel
+        for rel in on_disk
+        if rel != ".servegen-answers.yml" and not re.fullmatch(r"secrets/[^/]+\.txt", rel)
+    ]
+    assert "src/hashed/app.py" in expected and "secrets/README.md" in expected
+    assert list(files) == expected
+    for rel, digest in files.items():
+        assert hashlib.sha256((project / rel).read_bytes()).hexdigest() == digest, rel
+
+
+def test_plain_cookiecutter_over_a_folder_records_only_generated_files(tmp_path: Path) -> None:
+    # cookiecutter -f renders over an existing folder; the user's files there must not
+    # enter the manifest, or a later re-render could take them for its own.
+    (tmp_path / "model-service" / "src" / "model_service").mkdir(parents=True)
+    (tmp_path / "model-service" / "notes.txt").write_text("mine")
+    (tmp_path / "model-service" / "src" / "model_service" / "extra.py").write_text("x = 1\n")
+    with private_home() as env:
+        out = subprocess.run(
+            [*COOKIECUTTER, "--no-input", "-f", "-o", str(tmp_path), str(TEMPLATE_DIR)],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=env,
+        )
+    assert out.returncode == 0, out.stderr
+    files = _manifest(tmp_path / "model-service")
+    assert "src/model_service/app.py" in files
+    assert "notes.txt" not in files and "src/model_service/extra.py" not in files
 
 
 def test_json_answers_file(tmp_path: Path) -> None:

@@ -1,9 +1,18 @@
-"""Give the new project its own database passwords.
+"""Give the new project its own database passwords, and record what was generated.
 
-cookiecutter runs this script in the generated project folder after the files are
-written. It creates ``secrets/db_password.txt`` (the database user's password) and
-``secrets/db_root_password.txt`` (the MySQL root password), which compose mounts as
-secrets and the project's .gitignore keeps out of version control.
+cookiecutter renders this script with Jinja and runs it in the generated project folder
+after the files are written. It does two things:
+
+1. It creates ``secrets/db_password.txt`` (the database user's password) and
+   ``secrets/db_root_password.txt`` (the MySQL root password), which compose mounts as
+   secrets and the project's .gitignore keeps out of version control.
+2. It appends a ``_files:`` manifest to ``.servegen-answers.yml``: the sha256 of every
+   file the template generated (POSIX relative path -> hex digest, sorted), leaving out
+   the random passwords (they differ in every project) and the answers file itself.
+   ``servegen new --force`` reads it to tell a file the user changed (never
+   overwritten) from one it may replace or remove. Only files that a template file
+   renders to are listed, so a user's own files never enter the manifest, even when
+   plain cookiecutter renders over an existing folder (``overwrite_if_exists``).
 
 - Each password is random (``secrets.token_urlsafe``, 256 bits), so two projects never
   share one.
@@ -13,16 +22,26 @@ secrets and the project's .gitignore keeps out of version control.
 - ``SERVEGEN_DB_PASSWORD`` / ``SERVEGEN_DB_ROOT_PASSWORD``, when set, are used instead
   of random values for files that do not exist yet (the user chose to share them).
 
-Standard library only: plain cookiecutter must work with nothing else installed.
+Standard library only: plain cookiecutter must work with nothing else installed. The
+answers arrive as one JSON document inside a Python string literal (as in the
+pre-generation hook), so no answer can change this code.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import re
 import secrets
+import stat
 import string
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+ANSWERS = json.loads({{ cookiecutter | json_str | py_str }})
+TEMPLATE_DIR = Path({{ servegen_template_dir | py_str }})
 
 #: file name in secrets/ -> environment variable that may supply its value
 PASSWORDS = {
@@ -73,17 +92,17 @@ def existing_password(path: Path) -> str | None:
     return text if text.strip() else None
 
 
-def write_atomically(path: Path, value: str) -> None:
-    """Write ``value`` (no trailing newline) to ``path`` with FILE_MODE, all or nothing."""
+def write_atomically(path: Path, data: bytes, mode: int) -> None:
+    """Write ``data`` to ``path`` with ``mode``, all or nothing."""
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(value)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         # Set explicitly: the process umask must not narrow the mode (see FILE_MODE).
-        os.chmod(tmp, FILE_MODE)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -112,12 +131,134 @@ def make_secrets(project_dir: Path, environ: dict[str, str]) -> list[str]:
                     "not used (delete the file to replace it)"
                 )
             continue
-        write_atomically(path, supplied.get(name) or secrets.token_urlsafe(32))
+        value = supplied.get(name) or secrets.token_urlsafe(32)
+        write_atomically(path, value.encode("utf-8"), FILE_MODE)
     return warnings
 
 
+# -------------------------------------------------------------------- the manifest
+
+ANSWERS_FILE = ".servegen-answers.yml"
+MANIFEST_KEY = "_files"
+#: Bytecode that an installer may have compiled into an installed copy of the template
+#: (pip compiles every .py file it installs); it is never part of a project.
+BYTECODE_DIR = "__pycache__"
+BYTECODE_SUFFIXES = (".pyc", ".pyo")
+#: A path segment naming one answer, the way the template's folder names do.
+ANSWER_REFERENCE = re.compile(r"\{\{\s*cookiecutter\.(\w+)\s*\}\}")
+#: Any other Jinja still in a segment once the answers are filled in: a brace followed by
+#: a brace, a percent sign or a hash (written as escapes: this file is itself rendered).
+OTHER_JINJA = re.compile(r"\{[\x7b\x25\x23]")
+
+
+def project_template(template_dir: Path) -> Path:
+    """Return the template's project folder (the one cookiecutter renders)."""
+    for child in sorted(template_dir.iterdir()):
+        # The test cookiecutter itself uses to find it (cookiecutter.find).
+        if child.is_dir() and "cookiecutter" in child.name and "{" in child.name:
+            return child
+    raise FileNotFoundError(f"no project folder in template {template_dir}")
+
+
+def segment_name(segment: str, answers: dict[str, object]) -> str | None:
+    """Return the name a template path segment renders to; None when it is not plain.
+
+    A segment that names an answer (the package folder) is filled in. Any other Jinja
+    (a filter, a condition) cannot be evaluated without Jinja: such a segment then
+    matches every name in its folder.
+    """
+
+    def fill(match: re.Match[str]) -> str:
+        key = match[1]
+        return str(answers[key]) if key in answers else match[0]
+
+    name = ANSWER_REFERENCE.sub(fill, segment)
+    return None if OTHER_JINJA.search(name) else name
+
+
+def template_files(folder: Path) -> Iterator[list[str]]:
+    """Yield the path segments of every file below ``folder``, bytecode left out."""
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if d != BYTECODE_DIR)
+        parts = list(Path(root).relative_to(folder).parts)
+        for name in sorted(files):
+            if not name.endswith(BYTECODE_SUFFIXES):
+                yield [*parts, name]
+
+
+def rendered_matches(base: Path, segments: list[str], answers: dict[str, object]) -> Iterator[Path]:
+    """Yield the regular files below ``base`` that ``segments`` render to."""
+    name = segment_name(segments[0], answers)
+    if name is None:
+        candidates = sorted(base.iterdir()) if base.is_dir() else []
+    else:
+        candidates = [base / name]
+    for candidate in candidates:
+        # cookiecutter writes files and folders, never symbolic links.
+        if candidate.is_symlink():
+            continue
+        if len(segments) > 1:
+            if candidate.is_dir():
+                yield from rendered_matches(candidate, segments[1:], answers)
+        elif candidate.is_file():
+            yield candidate
+
+
+def generated_files(project_dir: Path, template_dir: Path, answers: dict[str, object]) -> list[str]:
+    """Return the sorted POSIX paths of the files the template generated here.
+
+    The random passwords and the answers file are left out (see the module docstring).
+    """
+    left_out = {ANSWERS_FILE, *(f"secrets/{name}" for name in PASSWORDS)}
+    found = set()
+    for segments in template_files(project_template(template_dir)):
+        for path in rendered_matches(project_dir, segments, answers):
+            rel = path.relative_to(project_dir).as_posix()
+            if rel not in left_out:
+                found.add(rel)
+    return sorted(found)
+
+
+def yaml_quoted(text: str) -> str:
+    """Quote text as a YAML double-quoted scalar: printable ASCII as is, the rest escaped."""
+    out = ['"']
+    for ch in text:
+        code = ord(ch)
+        if ch in ('"', "\\"):
+            out.append("\\" + ch)
+        elif 0x20 <= code < 0x7F:
+            out.append(ch)
+        elif code <= 0xFFFF:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    out.append('"')
+    return "".join(out)
+
+
+def manifest_text(project_dir: Path, files: list[str]) -> str:
+    """Return the ``_files:`` block: each file's quoted path and sha256, in order."""
+    lines = [MANIFEST_KEY + (":" if files else ": {}")]
+    for rel in files:
+        digest = hashlib.sha256((project_dir / rel).read_bytes()).hexdigest()
+        # Quoted: a digest of digits only would read back as a YAML integer.
+        lines.append(f"  {yaml_quoted(rel)}: {yaml_quoted(digest)}")
+    return "\n".join(lines) + "\n"
+
+
+def record_manifest(project_dir: Path, template_dir: Path, answers: dict[str, object]) -> None:
+    """Append the manifest of the generated files to the project's answers file."""
+    answers_file = project_dir / ANSWERS_FILE
+    text = answers_file.read_text(encoding="utf-8")
+    if not text.endswith("\n"):
+        text += "\n"
+    files = generated_files(project_dir, template_dir, answers)
+    data = (text + manifest_text(project_dir, files)).encode("utf-8")
+    write_atomically(answers_file, data, stat.S_IMODE(answers_file.stat().st_mode))
+
+
 def main() -> int:
-    """Create the secrets of the project in the current folder; 0 on success."""
+    """Create the project's secrets, then record its generated files; 0 on success."""
     try:
         warnings = make_secrets(Path.cwd(), dict(os.environ))
     except SecretError as err:
@@ -125,6 +266,11 @@ def main() -> int:
         return 1
     except OSError as err:
         print(f"error: cannot write secrets/: {err}", file=sys.stderr)
+        return 1
+    try:
+        record_manifest(Path.cwd(), TEMPLATE_DIR, ANSWERS)
+    except OSError as err:
+        print(f"error: cannot record the generated files in {ANSWERS_FILE}: {err}", file=sys.stderr)
         return 1
     for warning in warnings:
         print(warning, file=sys.stderr)
