@@ -2,8 +2,9 @@
 
 Every failure reaches :meth:`ServegenGroup.main`, the one place that turns an
 exception into ``error: <message>`` on stderr and an exit code (2 for bad usage or a
-bad answer, see :mod:`generator.errors` for the rest). No traceback is shown for an
-error the user can fix; set ``SERVEGEN_DEBUG=1`` to see one for anything else.
+bad answer, 6 for a render into an existing project that kept files the user changed;
+see :mod:`generator.errors` for the rest). No traceback is shown for an error the user
+can fix; set ``SERVEGEN_DEBUG=1`` to see one for anything else.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import typer
 from typer.core import TyperGroup
 
 from generator import __version__
-from generator.errors import OptionError, ServegenError, UsageError
+from generator.errors import ChangesKept, OptionError, ServegenError, UsageError
 from generator.options import OptionsBuilder
 
 EXIT_USAGE = 2
@@ -198,15 +199,28 @@ def new(
         typer.Option(
             "--force",
             "-f",
-            help="Replace an existing servegen project at the destination (keeps secrets/).",
+            help=(
+                "Render into an existing servegen project: replace only generated files"
+                " you have not changed; touch nothing else (secrets/ kept)."
+            ),
         ),
     ] = False,
 ) -> None:
-    """Render a new service project from answers.
+    """Render a new service project from answers, or render an existing one again.
 
     Values come from the defaults, then [bold]--answers[/bold], then [bold]--set[/bold],
-    then the questions (skipped with [bold]--no-input[/bold]). The project appears only
+    then the questions (skipped with [bold]--no-input[/bold]). A new project appears only
     when everything succeeded; nothing is left behind on failure.
+
+    With [bold]--force[/bold] into an existing project, only the files the template
+    generates are written: each one you have not changed since it was rendered is
+    replaced; for each one you changed, the new version goes beside it as
+    [bold]<name>.servegen-new[/bold]. Everything else (.git, .env, .venv, models/, your
+    own files) is never touched, and the folder itself stays.
+
+    Exit codes: 0 done, 2 bad usage or a bad answer (nothing written), 6 rendered into
+    an existing project but files you changed were kept (listed on stderr), 1 the
+    render failed.
     """
     from generator.options import build_options
     from generator.render import render
@@ -225,9 +239,17 @@ def new(
         )
     base = output_dir if output_dir is not None else Path.cwd()
     target = base / (dest if dest is not None else Path(options.slug))
-    created = render(options, target, force=force)
-    typer.echo(f"Created {created}")
-    typer.echo(f"Next: servegen test {created}")
+    rendered = render(options, target, force=force)
+    update = rendered.update
+    if update is None:
+        typer.echo(f"Created {rendered.path}")
+    else:
+        for kept in update.kept:
+            typer.echo(f"kept {kept.describe()}", err=True)
+        typer.echo(f"Updated {rendered.path}: {update.summary()}")
+    typer.echo(f"Next: servegen test {rendered.path}")
+    if update is not None and update.kept:
+        raise ChangesKept(update.kept_message())
 
 
 # ----------------------------------------------------------------------------- options

@@ -59,3 +59,15 @@ class SmokeFailed(ServegenError):  # noqa: N818 - the name the harness imports
     """The stack started but a smoke check (health, ready, predict, database) failed."""
 
     exit_code = 5
+
+
+class ChangesKept(ServegenError):  # noqa: N818 - a status: the render itself completed
+    """A render into an existing project kept generated files that the user changed.
+
+    Everything else was brought up to the new render. The new version of each kept file
+    is beside it as ``<name>.servegen-new`` (a file the new render no longer generates is
+    simply left in place); the CLI lists them before this message. Exit code 6 tells a
+    script that someone has to merge.
+    """
+
+    exit_code = 6

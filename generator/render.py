@@ -3,9 +3,13 @@
 The template is rendered through cookiecutter's own ``generate_files`` with a context
 built the way ``cookiecutter.main.cookiecutter`` builds it, but with every answer
 already resolved: cookiecutter's ``prompt_for_config`` would evaluate each value as a
-Jinja template, and a user's text must never be code. Rendering happens in a
-temporary folder beside the destination (same file system, so the final move is a
-rename); the destination appears only when everything, hooks included, succeeded.
+Jinja template, and a user's text must never be code.
+
+A new project is rendered in a temporary folder beside the destination (same file
+system, so the final move is a rename); the destination appears only when everything,
+hooks included, succeeded. Into an existing project (``--force``) the render goes to a
+temporary folder too, and :mod:`generator.update` then replaces only the generated
+files the user did not change; the destination folder itself is never moved.
 """
 
 from __future__ import annotations
@@ -18,18 +22,26 @@ import tempfile
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from generator.errors import RenderError, UsageError
 from generator.options import Options
 from generator.template import on_sys_path
-
-#: The file every generated project records its answers in.
-ANSWERS_FILE = ".servegen-answers.yml"
+from generator.update import ANSWERS_FILE, UpdateReport, update_project
 
 #: Folder of per-project secrets written by the template's post-generation hook.
 SECRETS_DIR = "secrets"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A rendered project: where it is and, when it existed already, what changed."""
+
+    path: Path
+    #: None for a new project; what the update did for an existing one.
+    update: UpdateReport | None = None
 
 
 def build_context(options: Options, output_dir: Path) -> OrderedDict[str, Any]:
@@ -57,19 +69,21 @@ def build_context(options: Options, output_dir: Path) -> OrderedDict[str, Any]:
     return context
 
 
-def _check_destination(dest: Path, force: bool) -> None:
+def _check_destination(dest: Path, force: bool) -> bool:
+    """Return True when ``dest`` is an existing project to render into again."""
     if not dest.exists() and not dest.is_symlink():
-        return
+        return False
     if not force:
-        raise UsageError(f"{dest} already exists (use --force to replace it)")
+        raise UsageError(f"{dest} already exists (use --force to render into it again)")
     if not dest.is_dir() or dest.is_symlink():
-        raise UsageError(f"{dest} exists and is not a directory; refusing to replace it")
-    # --force replaces a servegen project (or an empty folder), never an arbitrary tree:
-    # a mistyped destination must not cost someone their home directory.
+        raise UsageError(f"{dest} exists and is not a directory; refusing to render into it")
+    # --force renders into a servegen project (or an empty folder), never an arbitrary
+    # tree: a mistyped destination must not get files mixed into someone's folder.
     if any(dest.iterdir()) and not (dest / ANSWERS_FILE).is_file():
         raise UsageError(
-            f"{dest} is not a servegen project (no {ANSWERS_FILE}); refusing to replace it"
+            f"{dest} is not a servegen project (no {ANSWERS_FILE}); refusing to render into it"
         )
+    return True
 
 
 def _missing_parents(path: Path) -> list[Path]:
@@ -81,16 +95,19 @@ def _missing_parents(path: Path) -> list[Path]:
     return missing
 
 
-def render(options: Options, dest: Path, *, force: bool = False) -> Path:
-    """Render the project into ``dest``; return its absolute path.
+def render(options: Options, dest: Path, *, force: bool = False) -> Rendered:
+    """Render the project into ``dest``; return where it is and what changed.
 
-    An existing ``dest`` is refused unless ``force``; with ``force`` the old tree stays
-    in place until the new one is complete, and the old ``secrets/`` files are carried
-    over so passwords (and the database volume that uses them) survive a re-render.
-    Any failure removes everything this call created.
+    An existing ``dest`` is refused unless ``force``. With ``force`` the project is
+    rendered in a temporary folder, over a copy of the old ``secrets/`` (so passwords,
+    and the database volume that uses them, survive), and ``dest`` is then updated
+    file by file (:func:`generator.update.update_project`): only generated files the
+    user did not change are replaced, nothing else in ``dest`` is touched. Any failure
+    of the render itself leaves ``dest`` as it was and removes what this call created.
     """
     dest = Path(os.path.abspath(dest))
-    _check_destination(dest, force)
+    if _check_destination(dest, force):
+        return Rendered(dest, _render_again(options, dest))
     created_parents = _missing_parents(dest)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -100,10 +117,9 @@ def render(options: Options, dest: Path, *, force: bool = False) -> Path:
         raise RenderError(f"cannot create {dest.parent}: {exc.strerror or exc}") from exc
     done = False
     try:
-        keep = dest / SECRETS_DIR if dest.is_dir() else None
-        project = _generate(options, staging, keep_secrets=keep)
+        project = _generate(options, staging, keep_secrets=None)
         try:
-            _move_into_place(project, dest, staging)
+            os.rename(project, dest)
         except OSError as exc:
             raise RenderError(f"cannot move the project to {dest}: {exc.strerror or exc}") from exc
         done = True
@@ -111,7 +127,22 @@ def render(options: Options, dest: Path, *, force: bool = False) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         if not done:
             _remove_created(created_parents)
-    return dest
+    return Rendered(dest)
+
+
+def _render_again(options: Options, dest: Path) -> UpdateReport:
+    """Render into a temporary folder, then update the existing project ``dest`` from it."""
+    # The system's temporary folder, not dest's parent: nothing is renamed into place,
+    # and the folder that holds the project need not be writable.
+    try:
+        staging = Path(tempfile.mkdtemp(prefix="servegen-new-"))
+    except OSError as exc:
+        raise RenderError(f"cannot create a temporary folder: {exc.strerror or exc}") from exc
+    try:
+        project = _generate(options, staging, keep_secrets=dest / SECRETS_DIR)
+        return update_project(project, dest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _generate(options: Options, staging: Path, keep_secrets: Path | None) -> Path:
@@ -127,8 +158,11 @@ def _generate(options: Options, staging: Path, keep_secrets: Path | None) -> Pat
 
     context = build_context(options, staging)
     expected = staging / options.slug
-    if keep_secrets is not None and keep_secrets.is_dir():
-        shutil.copytree(keep_secrets, expected / SECRETS_DIR, symlinks=True)
+    try:
+        if keep_secrets is not None and keep_secrets.is_dir():
+            shutil.copytree(keep_secrets, expected / SECRETS_DIR, symlinks=True)
+    except OSError as exc:
+        raise RenderError(f"cannot prepare the render in {staging}: {exc}") from exc
     hook_output = _Captured()
     try:
         with (
@@ -217,20 +251,6 @@ def _hook_stderr() -> Iterator[_Captured]:
             os.close(saved)
             sink.seek(0)
             captured._text = sink.read().decode("utf-8", errors="replace")
-
-
-def _move_into_place(project: Path, dest: Path, staging: Path) -> None:
-    if not dest.exists():
-        os.rename(project, dest)
-        return
-    # Keep the old tree aside until the new one is in place, then drop it.
-    retired = staging / ".retired"
-    os.rename(dest, retired)
-    try:
-        os.rename(project, dest)
-    except BaseException:
-        os.rename(retired, dest)
-        raise
 
 
 def _remove_created(parents: list[Path]) -> None:

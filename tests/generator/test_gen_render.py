@@ -209,17 +209,20 @@ def test_options_are_immutable() -> None:
         options.explicit = frozenset()  # type: ignore[misc]
 
 
-def test_force_replaces_the_tree_and_keeps_secrets(tmp_path: Path) -> None:
+def test_force_updates_the_generated_files_and_keeps_secrets(tmp_path: Path) -> None:
     project = render({"api_port": "9000"}, tmp_path / "svc")
     secrets = {p.name: p.read_bytes() for p in (project / "secrets").glob("*.txt")}
     assert secrets, "the post-generation hook wrote no secrets"
-    (project / "stale.txt").write_text("from the old tree")
+    (project / "stale.txt").write_text("not the template's")
     result = servegen("new", "svc", "--no-input", "--force", "--set", "api_port=9001", cwd=tmp_path)
     assert result.exit_code == 0, result.output
-    assert not (project / "stale.txt").exists()
+    assert f"Updated {project}: " in result.stdout
+    assert (project / "stale.txt").read_text() == "not the template's"
     assert "api_port: 9001" in (project / ".servegen-answers.yml").read_text()
     assert {p.name: p.read_bytes() for p in (project / "secrets").glob("*.txt")} == secrets
     assert sorted(p.name for p in tmp_path.iterdir()) == ["svc"]  # no staging left
+    clean = render({"api_port": "9001"}, tmp_path / "clean")
+    assert tree(project) == {**tree(clean), "stale.txt": b"not the template's"}
 
 
 def _broken_template(tmp_path: Path) -> Path:
