@@ -7,8 +7,8 @@ under these rules:
 - Only generated files are ever written or removed: the files of the fresh render and
   those the previous render recorded in ``_files`` of the answers file. Anything else
   in DEST (``.git``, ``.env``, ``.venv``, ``models/``, the user's own files) is never
-  read, written, removed or chmod-ed, and DEST itself is never removed or replaced, so
-  a shell inside it stays where it was.
+  written, removed or chmod-ed, and DEST itself is never removed or replaced, so a
+  shell inside it stays where it was.
 - A generated file whose content already equals the new version is left alone.
 - One the user has not changed since it was rendered (its sha256 equals the recorded
   one) is replaced by the new version.
