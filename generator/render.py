@@ -3,7 +3,10 @@
 The template is rendered through cookiecutter's own ``generate_files`` with a context
 built the way ``cookiecutter.main.cookiecutter`` builds it, but with every answer
 already resolved: cookiecutter's ``prompt_for_config`` would evaluate each value as a
-Jinja template, and a user's text must never be code.
+Jinja template, and a user's text must never be code. A template whose project folder
+holds bytecode is rendered from a copy without it: pip compiles every ``.py`` file it
+installs, the template's too, and a project must not carry ``__pycache__`` that plain
+cookiecutter would not.
 
 A new project is rendered in a temporary folder beside the destination (same file
 system, so the final move is a rename); the destination appears only when everything,
@@ -33,6 +36,11 @@ from generator.update import ANSWERS_FILE, UpdateReport, update_project
 
 #: Folder of per-project secrets written by the template's post-generation hook.
 SECRETS_DIR = "secrets"
+
+#: What an installer adds to a packaged template and no project may carry: bytecode
+#: (pip compiles every ``.py`` file it installs, the template's too).
+BYTECODE_DIR = "__pycache__"
+BYTECODE_SUFFIXES = (".pyc", ".pyo")
 
 
 @dataclass(frozen=True)
@@ -159,6 +167,7 @@ def _generate(options: Options, staging: Path, keep_secrets: Path | None) -> Pat
     context = build_context(options, staging)
     expected = staging / options.slug
     try:
+        source = _without_bytecode(options.template.path, staging / ".template")
         if keep_secrets is not None and keep_secrets.is_dir():
             shutil.copytree(keep_secrets, expected / SECRETS_DIR, symlinks=True)
     except OSError as exc:
@@ -172,7 +181,7 @@ def _generate(options: Options, staging: Path, keep_secrets: Path | None) -> Pat
         ):
             project = Path(
                 generate_files(
-                    repo_dir=str(options.template.path),
+                    repo_dir=str(source),
                     context=context,
                     output_dir=str(staging),
                     overwrite_if_exists=expected.exists(),
@@ -199,6 +208,33 @@ def _generate(options: Options, staging: Path, keep_secrets: Path | None) -> Pat
     if project != expected:
         raise RenderError(f"template rendered {project.name!r}, expected {expected.name!r}")
     return project
+
+
+def _without_bytecode(template: Path, into: Path) -> Path:
+    """Return a template folder without bytecode: ``template``, or a copy in ``into``.
+
+    cookiecutter copies every file of the template's project folder, binary ones
+    included, so ``__pycache__`` compiled into an installed template would land in the
+    project. When the project folder holds none (a checkout), the template is used as
+    it is; otherwise it is copied without bytecode (a few milliseconds: the template
+    is small). The context still names the real template (``_template``,
+    ``_repo_dir``), and its Jinja extension and rules are still imported from there.
+    """
+    # The project folder is the one cookiecutter renders; bytecode elsewhere (beside
+    # the rules module, in hooks/) never reaches a project.
+    projects = [p for p in template.iterdir() if p.is_dir() and "{" in p.name]
+    if not any(_holds_bytecode(folder) for folder in projects):
+        return template
+    patterns = [BYTECODE_DIR, *(f"*{suffix}" for suffix in BYTECODE_SUFFIXES)]
+    shutil.copytree(template, into, ignore=shutil.ignore_patterns(*patterns))
+    return into
+
+
+def _holds_bytecode(folder: Path) -> bool:
+    for _root, dirs, files in os.walk(folder):
+        if BYTECODE_DIR in dirs or any(name.endswith(BYTECODE_SUFFIXES) for name in files):
+            return True
+    return False
 
 
 @contextmanager

@@ -256,6 +256,31 @@ def test_a_failed_force_render_keeps_the_old_tree(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken-template", "svc"]
 
 
+def test_bytecode_in_the_template_never_reaches_the_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What pip leaves in an installed template: bytecode beside every module. (The
+    # wheel test does it for real; this one runs in every quick test run.)
+    compiled = tmp_path / "compiled-template"
+    shutil.copytree(TEMPLATE_DIR, compiled)
+    project_folder = compiled / "{{cookiecutter.project_slug}}"
+    for module in sorted(project_folder.rglob("*.py")):
+        cache = module.parent / "__pycache__"
+        cache.mkdir(exist_ok=True)
+        (cache / f"{module.stem}.cpython-311.pyc").write_bytes(b"\x00\x0d\x0d\x0a bytecode")
+    (project_folder / "stray.pyo").write_bytes(b"\x00")
+    monkeypatch.setenv("SERVEGEN_TEMPLATE_DIR", str(compiled))
+    ours = render({}, tmp_path / "from-compiled")
+    monkeypatch.delenv("SERVEGEN_TEMPLATE_DIR")
+    reference = render({}, tmp_path / "from-checkout")
+    leftovers = [
+        p for p in ours.rglob("*") if p.name == "__pycache__" or p.suffix in (".pyc", ".pyo")
+    ]
+    assert leftovers == []
+    assert tree(ours) == tree(reference)
+    assert (project_folder / "stray.pyo").is_file()  # the template itself is left alone
+
+
 def test_plain_cookiecutter_hook_refuses_bad_answers(tmp_path: Path) -> None:
     with private_home() as env:
         out = subprocess.run(
