@@ -26,7 +26,16 @@ install_servegen
 stage "render the default service into $DEMO_DIR"
 mkdir -p "$DEMO_DIR"
 started=$(date +%s)
-servegen new --no-input --output-dir "$DEMO_DIR" --force || fatal "servegen new failed"
+rc=0
+servegen new --no-input --output-dir "$DEMO_DIR" --force || rc=$?
+if ((rc == 6)); then
+    # Rendering again keeps files that differ from what an earlier render recorded (a
+    # hand edit, or a project rendered before servegen recorded hashes) and lists them.
+    fatal "the demo project under $DEMO_DIR holds files servegen kept (listed above):" \
+        "merge each *.servegen-new, or delete the project folder to render it afresh"
+elif ((rc != 0)); then
+    fatal "servegen new failed (exit $rc)"
+fi
 # The project is the folder whose answers file this render just wrote.
 project=
 for answers in "$DEMO_DIR"/*/.servegen-answers.yml; do
