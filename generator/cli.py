@@ -218,9 +218,9 @@ def new(
     [bold]<name>.servegen-new[/bold]. Everything else (.git, .env, .venv, models/, your
     own files) is never touched, and the folder itself stays.
 
-    Exit codes: 0 done, 2 bad usage or a bad answer (nothing written), 6 rendered into
-    an existing project but files you changed were kept (listed on stderr), 1 the
-    render failed.
+    Exit codes: 0 done, 2 bad usage or a bad answer (nothing written),
+    6 rendered into an existing project but files you changed were kept
+    (listed on stderr), 1 the render failed.
     """
     from generator.options import build_options
     from generator.render import render

@@ -307,3 +307,21 @@ def test_a_manifest_entry_outside_the_project_is_ignored(tmp_path: Path) -> None
     )
     assert result.exit_code == 0, result.output
     assert outside.read_text() == "precious\n"
+
+
+def test_force_into_an_empty_folder_renders_the_project_there(tmp_path: Path) -> None:
+    (tmp_path / "svc").mkdir()
+    inode = (tmp_path / "svc").stat().st_ino
+    result = servegen("new", ".", "--no-input", "--force", cwd=tmp_path / "svc")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "svc").stat().st_ino == inode
+    clean = render({}, tmp_path / "clean")
+    assert tree(tmp_path / "svc") == tree(clean)
+
+
+def test_the_help_names_the_rules_and_exit_code_6() -> None:
+    result = servegen("new", "--help")
+    assert result.exit_code == 0
+    text = " ".join(result.stdout.replace("\u2502", " ").split())  # rich panel borders
+    assert "<name>.servegen-new" in text
+    assert "6 rendered into an existing project but files you changed were kept" in text
