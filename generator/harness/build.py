@@ -11,9 +11,9 @@ import sys
 import time
 from typing import Any, TextIO
 
+from generator.errors import BuildFailed
 from generator.harness import proc
 from generator.harness.compose import ComposeRun
-from generator.harness.errors import BuildFailed
 from generator.harness.overlay import APP
 
 

@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from generator.harness.errors import SmokeFailed
+from generator.errors import SmokeFailed
 
 #: Request ids are interpolated into SQL, so only these characters are accepted.
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")

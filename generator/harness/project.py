@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from generator.harness.errors import UsageError
+from generator.errors import UsageError
 
 ANSWERS_FILE = ".servegen-answers.yml"
 SAMPLE_REQUEST = Path("examples") / "predict_request.json"

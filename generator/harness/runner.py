@@ -20,17 +20,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
-from generator.harness import build as build_step
-from generator.harness import lint, probes, signals, stack, wheelhouse
-from generator.harness.compose import ComposeRun
-from generator.harness.errors import (
-    EXIT_PASSED,
+from generator.errors import (
     BuildFailed,
-    HarnessError,
+    InternalError,
     Interrupted,
+    ServegenError,
     SmokeFailed,
     UsageError,
 )
+from generator.harness import build as build_step
+from generator.harness import lint, probes, signals, stack, wheelhouse
+from generator.harness.compose import ComposeRun
 from generator.harness.overlay import (
     APP,
     PLACEHOLDER_SHA256,
@@ -41,11 +41,8 @@ from generator.harness.overlay import (
 )
 from generator.harness.preflight import Environment, check_gpu, run_preflight
 from generator.harness.project import Project, load_project
-from generator.harness.report import FAILED, INTERRUPTED, PASSED, Report, Step
+from generator.harness.report import FAILED, Report, Step
 from generator.harness.teardown import teardown
-
-#: Exit code for a failure the harness did not foresee (a bug): not one of the documented.
-EXIT_INTERNAL = 1
 
 
 @dataclass(frozen=True)
@@ -82,21 +79,24 @@ class _Run:
     build_args: dict[str, str] = field(default_factory=dict)
 
 
-def run(options: HarnessOptions, out: TextIO | None = None) -> int:
-    """Run the harness on ``options.project_dir``; print the report and return the exit code."""
+def run(options: HarnessOptions, out: TextIO | None = None) -> Report:
+    """Run the harness on ``options.project_dir``, print the report and return it.
+
+    A run that did not pass raises the error that ended it (or an :class:`InternalError`
+    for a bug), marked ``reported``: the report has said what went wrong, and the error
+    carries the exit code.
+    """
     out = out if out is not None else sys.stdout
     run_id = f"sgtest-{secrets.token_hex(4)}"
     state = _Run(options, Report(Path(options.project_dir), run_id), out)
-    error: HarnessError | Interrupted | None = None
-    unexpected = False
+    error: ServegenError | Interrupted | None = None
     try:
         with signals.raising():
             _steps(state)
-    except (HarnessError, Interrupted) as exc:
+    except (ServegenError, Interrupted) as exc:
         error = exc
     except Exception as exc:  # a bug: still tear down, and say what happened in one line
-        unexpected = True
-        error = HarnessError(f"internal error: {exc.__class__.__name__}: {exc}")
+        error = InternalError(f"internal error: {exc.__class__.__name__}: {exc}")
         state.report.traceback = traceback.format_exc()
         state.report.notes.append(
             "This is a bug in servegen; the JSON report (--json) holds the traceback."
@@ -106,41 +106,42 @@ def run(options: HarnessOptions, out: TextIO | None = None) -> int:
             _finish(state, error)
             if state.env is not None:
                 state.env.client.close()
-    code, outcome, message = _verdict(state, error, unexpected)
-    state.report.finish(code, outcome, message)
+    if error is None:
+        error = _teardown_failure(state.report)
+    state.report.finish(error)
     state.report.print_table(out)
-    if options.json_path is not None:
-        try:
-            state.report.write_json(Path(options.json_path))
-        except OSError as exc:
-            sys.stderr.write(
-                f"error: cannot write the JSON report to {options.json_path}: {exc.strerror}\n"
-            )
-            code = code or UsageError.exit_code
+    json_error = _write_json(state.report, options.json_path)
     if options.keep and state.stack_up and state.compose is not None:
         _print_keep(state)
-    return code
+    if error is None:
+        if json_error is not None:
+            raise json_error
+        return state.report
+    if json_error is not None:
+        # The run's failure keeps its exit code; the report that could not be written is
+        # still said, in the same one-line form as any other error.
+        sys.stderr.write(f"error: {json_error.user_message()}\n")
+    error.reported = True
+    raise error
 
 
-def _verdict(
-    state: _Run, error: HarnessError | Interrupted | None, unexpected: bool
-) -> tuple[int, str, str]:
-    if isinstance(error, Interrupted):
-        return error.exit_code, INTERRUPTED, f"interrupted by {error}"
-    if unexpected and error is not None:
-        return EXIT_INTERNAL, FAILED, error.message
-    if error is not None:
-        return error.exit_code, _outcome(error), error.message
-    teardown_step = next((s for s in state.report.steps if s.name == "teardown"), None)
+def _teardown_failure(report: Report) -> SmokeFailed | None:
+    """Return the failure of a tear-down that left something behind (it fails the run)."""
+    teardown_step = next((s for s in report.steps if s.name == "teardown"), None)
     if teardown_step is not None and teardown_step.status == FAILED:
-        return SmokeFailed.exit_code, "smoke failed", teardown_step.message
-    return EXIT_PASSED, PASSED, ""
+        return SmokeFailed(teardown_step.message)
+    return None
 
 
-def _outcome(error: HarnessError) -> str:
-    return {2: "usage error", 3: "environment missing", 4: "build failed"}.get(
-        error.exit_code, "smoke failed"
-    )
+def _write_json(report: Report, path: Path | None) -> UsageError | None:
+    """Write the JSON report when asked for; return the error when it cannot be written."""
+    if path is None:
+        return None
+    try:
+        report.write_json(Path(path))
+    except OSError as exc:
+        return UsageError(f"cannot write the JSON report to {path}: {exc.strerror}")
+    return None
 
 
 def _steps(state: _Run) -> None:
@@ -322,7 +323,7 @@ class _with_container_log:  # noqa: N801 - used like a function in ``with`` stat
         return False
 
 
-def _finish(state: _Run, error: HarnessError | Interrupted | None) -> None:
+def _finish(state: _Run, error: ServegenError | Interrupted | None) -> None:
     """Tear down (unless kept) and remove the scratch folder."""
     keep = state.options.keep and state.stack_up and not isinstance(error, Interrupted)
     try:

@@ -14,9 +14,9 @@ import urllib.error
 import urllib.request
 from typing import Any, TextIO
 
+from generator.errors import SmokeFailed
 from generator.harness import proc
 from generator.harness.compose import ComposeRun
-from generator.harness.errors import SmokeFailed
 from generator.harness.overlay import APP, RUN_LABEL
 from generator.harness.report import LOG_TAIL_LINES
 

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from generator.harness.errors import SmokeFailed
+from generator.errors import SmokeFailed
 from generator.harness.probes import count_inputs, malformed, predict
 from generator.harness.stack import failed_state, http_status
 

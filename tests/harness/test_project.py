@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from generator.harness.errors import UsageError
+from generator.errors import UsageError
 from generator.harness.project import load_project
 
 
