@@ -86,7 +86,7 @@ def compose_for(target: BuildTarget) -> ComposeRun:
         compose=compose,
         name=target.compose_name,
         project_dir=target.project_dir,
-        files=[target.project_dir / "compose.yaml", build_overlay(target)],
+        files=(target.project_dir / "compose.yaml", build_overlay(target)),
         env=env,
     )
 

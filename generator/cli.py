@@ -338,7 +338,8 @@ def test_cmd(
     torn down), 1 an internal error (its traceback goes to the JSON report).
     """
     try:
-        from generator.harness.runner import HarnessOptions, run
+        from generator.harness.context import HarnessOptions
+        from generator.harness.runner import run
     except ImportError as exc:
         from generator.errors import EnvironmentMissing
 

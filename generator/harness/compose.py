@@ -8,7 +8,7 @@ and the same interpolation variables (``APP_IMAGE``, ``MYSQL_IMAGE``, ``MODEL_*`
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,15 +17,15 @@ from generator.harness import proc
 from generator.harness.preflight import Compose
 
 
-@dataclass
+@dataclass(frozen=True)
 class ComposeRun:
-    """Compose invocations bound to one run."""
+    """Compose invocations bound to one run (a changed view is a new value)."""
 
     compose: Compose
     name: str
     project_dir: Path
-    files: list[Path]
-    env: dict[str, str] = field(default_factory=dict)
+    files: tuple[Path, ...]
+    env: Mapping[str, str] = field(default_factory=dict)
 
     def argv(self, *args: str, progress: str | None = None) -> list[str]:
         """Return the full command line for ``compose <args>``."""

@@ -103,6 +103,10 @@ class Report:
         finally:
             step.seconds = time.monotonic() - begin
 
+    def find(self, name: str) -> Step | None:
+        """Return the step called ``name``, or None when the run never got there."""
+        return next((step for step in self.steps if step.name == name), None)
+
     def skip(self, name: str, message: str) -> Step:
         """Record a step that did not run, with the reason."""
         step = Step(name, status=SKIPPED, message=message)

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from generator.cli import report_error
-from generator.harness.runner import HarnessOptions, run
+from generator.harness.context import HarnessOptions
+from generator.harness.runner import run
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_DIR = REPO_ROOT / "templates" / "torch-fastapi"

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from harness_helpers import REPO_ROOT, leftovers, run_harness, servegen_argv
 
-from generator.harness.runner import HarnessOptions
+from generator.harness.context import HarnessOptions
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

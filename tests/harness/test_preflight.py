@@ -14,8 +14,8 @@ import pytest
 from harness_helpers import render_default, run_harness, run_servegen, write_executable
 
 from generator.errors import EnvironmentMissing
+from generator.harness.context import HarnessOptions
 from generator.harness.preflight import check_disk, find_compose, parse_compose_version
-from generator.harness.runner import HarnessOptions
 
 
 @pytest.mark.parametrize(

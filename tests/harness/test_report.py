@@ -11,6 +11,7 @@ import pytest
 from harness_helpers import run_harness
 
 from generator.errors import BuildFailed, Interrupted, SmokeFailed
+from generator.harness.context import HarnessOptions
 from generator.harness.report import LOG_TAIL_LINES, Report, format_figures
 
 
@@ -122,7 +123,7 @@ def test_an_unforeseen_error_is_exit_1_with_the_traceback_only_in_the_json(
     monkeypatch.setattr(runner, "load_project", broken)
     out = io.StringIO()
     json_path = tmp_path / "report.json"
-    code = run_harness(runner.HarnessOptions(project_dir=tmp_path, json_path=json_path), out=out)
+    code = run_harness(HarnessOptions(project_dir=tmp_path, json_path=json_path), out=out)
     data = json.loads(json_path.read_text(encoding="utf-8"))
     assert code == 1
     assert data["message"] == "internal error: RuntimeError: boom"
