@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import generation
+from benchmarks import generation, harness_adapter
 from benchmarks.report import Results, Row, Target
 from benchmarks.serving import LoadPlan, ModelSpec, find_point
 from benchmarks.stats import median
@@ -125,8 +125,8 @@ def render_project(dest: Path) -> Path:
     )
     children = [p for p in dest.iterdir() if p.is_dir()]
     if proc.returncode != 0 or len(children) != 1:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise RuntimeError(f"servegen new failed ({proc.returncode}): {tail[0]}")
+        reason = harness_adapter.last_line(proc.stderr or proc.stdout)
+        raise RuntimeError(f"servegen new failed ({proc.returncode}): {reason}")
     return children[0]
 
 
@@ -160,8 +160,6 @@ def section_startup(
     start_app: Callable[[str], float],
 ) -> None:
     """``compose up`` -> ``/ready`` (servegen test), then container start -> ``/ready``."""
-    from benchmarks import harness_adapter
-
     sec = "Start-up (demo model)"
     _log("startup: servegen test (compose up -> /ready, with the database and downloader)")
     report = harness_adapter.servegen_test(project_dir, opts.base_image, opts.db_image)
@@ -284,8 +282,6 @@ def run(opts: RunOptions) -> Results:
     needs_engine = any(s in opts.sections for s in ("build", "startup", "serving"))
     client = None
     if needs_engine:
-        from benchmarks import harness_adapter
-
         client = harness_adapter.connect()
     results.machine = machine_facts(client)
     if needs_engine:
@@ -311,7 +307,7 @@ def run(opts: RunOptions) -> Results:
 def _engine_sections(
     client: Any, results: Results, opts: RunOptions, run_id: str, work: Path
 ) -> None:
-    from benchmarks import dockerutil, harness_adapter, images, serving
+    from benchmarks import dockerutil, images, serving
 
     _log("rendering the default project with servegen new")
     project_dir = render_project(work / "servegen")

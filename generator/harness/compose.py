@@ -57,7 +57,7 @@ class ComposeRun:
         """Return the merged, interpolated model as ``compose config`` resolves it."""
         result = self.run("config", "--format", "json")
         if not result.ok:
-            raise ValueError(_last_error(result.lines))
+            raise ValueError(proc.last_line(result.lines, "compose failed without a message"))
         # Warnings share the stream; the JSON document starts at a line that is just "{".
         starts = [i for i, line in enumerate(result.lines) if line.strip() == "{"]
         model = json.loads("\n".join(result.lines[starts[0] :])) if starts else None
@@ -68,8 +68,3 @@ class ComposeRun:
     def down_command(self) -> str:
         """Return the exact command a person runs to remove a kept stack."""
         return " ".join([*self.compose.command, "--project-name", self.name, "down", "--volumes"])
-
-
-def _last_error(lines: list[str]) -> str:
-    meaningful = [line.strip() for line in lines if line.strip()]
-    return meaningful[-1] if meaningful else "compose failed without a message"

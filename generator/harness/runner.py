@@ -29,8 +29,9 @@ from generator.errors import (
     UsageError,
 )
 from generator.harness import build as build_step
-from generator.harness import lint, probes, signals, stack, wheelhouse
+from generator.harness import containers, lint, probes, readiness, signals, stack, wheelhouse
 from generator.harness.context import HarnessOptions, RunContext, create_context
+from generator.harness.demo_model import demo_model_sha256
 from generator.harness.overlay import APP, services_of, spec_fields_from_model, write_overlay
 from generator.harness.preflight import Environment, check_gpu, run_preflight
 from generator.harness.project import load_project
@@ -115,7 +116,7 @@ def _exercise(ctx: RunContext, report: Report) -> None:
     url = str(step.figures["url"])
     with _step(report, "ready") as step, _blame_container(ctx):
         step.figures.update(
-            stack.wait_ready(
+            readiness.wait_ready(
                 ctx.env.client, ctx.compose.name, url, started, ctx.options.ready_timeout
             )
         )
@@ -182,7 +183,7 @@ def _build(ctx: RunContext, step: Step) -> dict[str, Any]:
 def _demo_model(ctx: RunContext) -> dict[str, Any]:
     """Learn the demo model's sha256 from the built image."""
     figures: dict[str, Any] = {
-        "sha256": stack.demo_model_sha256(ctx.env.client, ctx.app_image, ctx.run_id)
+        "sha256": demo_model_sha256(ctx.env.client, ctx.app_image, ctx.run_id)
     }
     if ctx.options.model_sha256_override:
         figures["sha256_given_to_downloader"] = ctx.options.model_sha256_override
@@ -194,13 +195,13 @@ def _up(ctx: RunContext, sha256: str, started: float) -> dict[str, Any]:
     compose = ctx.compose_for_model(sha256)
     stack.up(compose, ctx.options.ready_timeout, _progress())
     up_seconds = round(time.monotonic() - started, 1)
-    port = stack.published_port(ctx.env.client, compose.name, ctx.project.api_port)
+    port = containers.published_port(ctx.env.client, compose.name, ctx.project.api_port)
     return {"up_seconds": up_seconds, "url": f"http://127.0.0.1:{port}"}
 
 
 def _database(ctx: RunContext, request_id: str) -> dict[str, Any]:
     """Find the prediction's row in the stack's database."""
-    db = stack.service_container(ctx.env.client, ctx.compose.name, "db")
+    db = containers.service_container(ctx.env.client, ctx.compose.name, "db")
     if db is None:
         raise SmokeFailed("the db container is missing")
     return probes.prediction_row(db, ctx.project.db_name, request_id)
@@ -217,7 +218,7 @@ def _blame_container(ctx: RunContext) -> Iterator[None]:
         yield
     except SmokeFailed as exc:
         try:
-            source, lines = stack.failing_container_log(ctx.env.client, ctx.compose.name)
+            source, lines = containers.failing_container_log(ctx.env.client, ctx.compose.name)
         except Exception:
             lines = []
         if lines:
