@@ -89,7 +89,7 @@ def _free_text_forms(answers: dict[str, Any]) -> list[str]:
         import servegen_ext
     finally:
         sys.path.remove(str(TEMPLATE_DIR))
-    filters = ("toml_str", "yaml_str", "json_str", "py_str", "md_text", "comment_text")
+    filters = ("quote_str", "json_str", "py_str", "md_text", "comment_text")
     forms = []
     for key in ("project_name", "description", "author"):
         if key in answers:

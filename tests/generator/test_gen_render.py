@@ -255,6 +255,10 @@ def test_options_match_cookiecutter_json() -> None:
     assert set(spec["__prompts__"]) == set(names)
     for key in names:
         assert template.rule(key).help
+        # A rule's choices are cookiecutter.json's list (the prompt's), nothing else.
+        assert template.rule(key).choices == (spec[key] if isinstance(spec[key], list) else [])
+    # Read once: every caller shares the one table.
+    assert template.rules.load_compat() is template.rules.load_compat()
 
 
 def test_a_hook_refusal_is_one_line_and_leaves_nothing(
