@@ -145,16 +145,6 @@ def venv_breakdown(client: Any, ref: str, timeout: float = 120.0) -> dict[str, A
     return result
 
 
-def top_entries(entries: dict[str, int], limit: int = 12) -> list[tuple[str, int]]:
-    """Return the ``limit`` largest entries, then one line for all the rest."""
-    items = sorted(entries.items(), key=lambda kv: -kv[1])
-    head = items[:limit]
-    rest = sum(v for _, v in items[limit:])
-    if rest:
-        head.append((f"({len(items) - limit} other entries)", rest))
-    return head
-
-
 def make_model(client: Any, image: str, out_dir: Path, extra_args: list[str]) -> str:
     """Run the image's own demo-model maker into ``out_dir``; return the printed sha256."""
     container = client.containers.run(

@@ -329,7 +329,6 @@ def test_cmd(
     docker_host: Annotated[
         str | None, typer.Option(help="Docker engine to use (default: DOCKER_HOST).")
     ] = None,
-    model_sha256: Annotated[str | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Build the project's image, start its stack, and smoke-test it over HTTP and SQL.
 
@@ -337,13 +336,8 @@ def test_cmd(
     5 a smoke check failed, 130/143 interrupted (SIGINT/SIGTERM; the stack is still
     torn down), 1 an internal error (its traceback goes to the JSON report).
     """
-    try:
-        from generator.harness.context import HarnessOptions
-        from generator.harness.runner import run
-    except ImportError as exc:
-        from generator.errors import EnvironmentMissing
-
-        raise EnvironmentMissing(f"the test harness is not available: {exc}") from exc
+    from generator.harness.context import HarnessOptions
+    from generator.harness.runner import run
 
     # The run prints its report; a failure comes back raised, marked as reported.
     run(
@@ -356,7 +350,6 @@ def test_cmd(
             json_path=json_path,
             ready_timeout=ready_timeout,
             docker_host=docker_host,
-            model_sha256_override=model_sha256,
         )
     )
 

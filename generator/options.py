@@ -26,9 +26,6 @@ import yaml
 from generator.errors import OptionError, UsageError
 from generator.template import Template, on_sys_path
 
-#: How an option got its value, from weakest to strongest.
-SOURCES = ("default", "answers file", "--set", "prompt")
-
 
 @dataclass(frozen=True)
 class Question:
@@ -47,7 +44,6 @@ class Options:
 
     template: Template
     values: Mapping[str, Any]
-    explicit: frozenset[str]
 
     def __getitem__(self, key: str) -> Any:
         """Return one normalised answer (text, or a bool for yes/no options)."""
@@ -194,11 +190,7 @@ class OptionsBuilder:
         except self.template.rules.RuleError as exc:
             source = self._source.get(exc.key)
             raise _rule_error(exc, source) from exc
-        return Options(
-            template=self.template,
-            values=MappingProxyType(normalised),
-            explicit=frozenset(self._given),
-        )
+        return Options(template=self.template, values=MappingProxyType(normalised))
 
 
 def render_default(template: Template, expression: str, answers: Mapping[str, Any]) -> str:

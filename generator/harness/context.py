@@ -43,7 +43,6 @@ class HarnessOptions:
     json_path: Path | None = None
     ready_timeout: float = 180.0
     docker_host: str | None = None
-    model_sha256_override: str | None = None  # hidden option, for tests
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The smoke overlay: a compose file the harness writes beside (never into) the project.
+"""The smoke overlay: a compose file the harness writes in its scratch folder, not the project.
 
 Layered after the project's ``compose.yaml`` it
 - labels every service, network and volume with ``io.servegen.run=<run id>`` so clean-up
@@ -181,7 +181,7 @@ def _model_server(spec: OverlaySpec) -> dict[str, Any]:
 
 def dump_overlay(overlay: dict[str, Any]) -> str:
     """Return the overlay as YAML text, with the ``!override`` tag where needed."""
-    header = "# Written by `servegen test` for one run; the project's files are unchanged.\n"
+    header = "# Written by `servegen test` for one run; layered over the project's compose.yaml.\n"
     body = yaml.dump(overlay, Dumper=_Dumper, sort_keys=False, default_flow_style=False)
     return header + body
 

@@ -1,4 +1,7 @@
-"""What the harness needs to know about a generated project, read without changing it.
+"""What the harness needs to know about a generated project, read from its files.
+
+The harness edits none of the project's files; the one thing it writes into a project
+is wheels, into ``wheels/``, when ``--wheelhouse`` asks for an offline build.
 
 The answers recorded in ``.servegen-answers.yml`` (read by the generator's own loader)
 give the slug, port and database name; a project rendered by an older template or

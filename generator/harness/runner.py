@@ -108,8 +108,8 @@ def _exercise(ctx: RunContext, report: Report) -> None:
     with _step(report, "build") as step:
         step.figures.update(_build(ctx, step))
     with _step(report, "demo-model") as step:
-        step.figures.update(_demo_model(ctx))
-    sha = step.figures.get("sha256_given_to_downloader", step.figures["sha256"])
+        step.figures["sha256"] = demo_model_sha256(ctx.env.client, ctx.app_image, ctx.run_id)
+    sha = str(step.figures["sha256"])
     started = time.monotonic()  # start-up is timed from here to the first /ready 200
     with _step(report, "up") as step, _blame_container(ctx):
         step.figures.update(_up(ctx, sha, started))
@@ -177,16 +177,6 @@ def _build(ctx: RunContext, step: Step) -> dict[str, Any]:
         step.log = list(exc.log_tail)
         raise
     figures.update(build_step.measure(ctx.env.client, ctx.app_image, ctx.base_image))
-    return figures
-
-
-def _demo_model(ctx: RunContext) -> dict[str, Any]:
-    """Learn the demo model's sha256 from the built image."""
-    figures: dict[str, Any] = {
-        "sha256": demo_model_sha256(ctx.env.client, ctx.app_image, ctx.run_id)
-    }
-    if ctx.options.model_sha256_override:
-        figures["sha256_given_to_downloader"] = ctx.options.model_sha256_override
     return figures
 
 

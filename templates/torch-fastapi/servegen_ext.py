@@ -84,12 +84,6 @@ def md_text(value: Any) -> str:
     return escaped.replace("\n", "\\\n")
 
 
-def md_unescape(text: str) -> str:
-    """Inverse of :func:`md_text`, used by the tests to read text back."""
-    text = text.replace("\\\n", "\n")
-    return re.sub(r"\\([\\`*_{}\[\]()<>#+\-.!|~&:\"'=$%@^])", r"\1", text)
-
-
 def comment_text(value: Any) -> str:
     """Text for a single-line ``#`` comment: newlines folded to spaces."""
     return " ".join(str(value).split())

@@ -94,6 +94,25 @@ def test_default_project_passes_every_step_and_leaves_nothing(
     assert not (project_dir / "smoke-overlay.yaml").exists()
 
 
+def _corrupt_the_served_model(project: Path) -> None:
+    """Make every run of the project's demo-model maker append different bytes to its file.
+
+    The harness learns the checksum from one run (the demo-model step) and the overlay's
+    model-server serves the file of another, so the downloader meets a model that does
+    not match its checksum, as with a corrupted download.
+    """
+    script = project / "scripts" / "make_demo_model.py"
+    text = script.read_text(encoding="utf-8")
+    guard = 'if __name__ == "__main__":\n'
+    assert text.count(guard) == 1, "make_demo_model.py changed shape: adapt this fixture"
+    noise = (
+        "    import atexit, os, sys  # test fixture: corrupt the written model at exit\n"
+        "    out = sys.argv[sys.argv.index('--out') + 1]\n"
+        "    atexit.register(lambda: open(out, 'ab').write(os.urandom(16)))\n"
+    )
+    script.write_text(text.replace(guard, guard + noise), encoding="utf-8")
+
+
 def test_corrupt_model_checksum_fails_the_smoke_test_and_leaves_nothing(
     project_dir: Path,
     docker_client: Any,
@@ -104,16 +123,9 @@ def test_corrupt_model_checksum_fails_the_smoke_test_and_leaves_nothing(
     # A fresh clone has no secrets/*.txt: the overlay must supply throw-away ones.
     for secret in (project_dir / "secrets").glob("*.txt"):
         secret.unlink()
+    _corrupt_the_served_model(project_dir)
     json_path = tmp_path / "report.json"
-    code = run_harness(
-        _options(
-            project_dir,
-            standin_images,
-            wheelhouse,
-            json_path=json_path,
-            model_sha256_override="0123456789abcdef" * 4,
-        )
-    )
+    code = run_harness(_options(project_dir, standin_images, wheelhouse, json_path=json_path))
     report = json.loads(json_path.read_text(encoding="utf-8"))
     steps = _steps(report)
     assert code == 5

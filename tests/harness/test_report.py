@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -22,9 +23,13 @@ def _report() -> Report:
 def test_a_block_that_ends_normally_is_passed_with_its_figures_and_seconds() -> None:
     report = _report()
     with report.step("build") as step:
-        step.figures["image_size_bytes"] = 954_000_000
-    assert report.steps[0].status == "passed"
-    assert report.steps[0].seconds >= 0
+        step.figures.update(image_size_bytes=954_000_000, layers=8)
+        time.sleep(0.05)
+    (recorded,) = report.steps
+    assert (recorded.name, recorded.status) == ("build", "passed")
+    assert recorded.figures == {"image_size_bytes": 954_000_000, "layers": 8}
+    assert 0.05 <= recorded.seconds < 5  # the block's own duration, from the monotonic clock
+    assert recorded.as_dict()["figures"] == recorded.figures
 
 
 def test_a_harness_error_marks_the_step_failed_with_message_and_log_tail() -> None:

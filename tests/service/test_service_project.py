@@ -15,8 +15,9 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from markdown_text import md_unescape
 from project_files import expected_files
-from service_helpers import VARIANT, free_port, http, md_unescape, mysql_parts, running, wait_http
+from service_helpers import VARIANT, free_port, http, mysql_parts, running, wait_http
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
