@@ -36,7 +36,7 @@ from generator.harness import loopback as loopback
 from generator.harness import preflight, wheelhouse
 from generator.harness.compose import ComposeRun
 from generator.harness.overlay import APP
-from generator.harness.proc import last_line
+from generator.harness.proc import last_line as last_line
 from generator.harness.project import Project, load_project
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -221,7 +221,6 @@ def run_configuration(
         network=network,
         cpuset=plan.server_cpuset,
     )
-    points: list[dict[str, Any]] = []
     try:
         info = _model_info(app)
         body = predict_body([int(x) for x in info.get("input_shape", [])])
@@ -239,19 +238,7 @@ def run_configuration(
                 body=body if endpoint == "/predict" else b"",
             )
 
-        paired = plan.paired_level if plan.rounds > 1 else None
-        for level in plan.levels:
-            if level == paired and level in health_levels:
-                rounds: dict[str, list[dict[str, Any]]] = {"/predict": [], "/health": []}
-                for _ in range(plan.rounds):
-                    for endpoint, results in rounds.items():
-                        results.append(measure(endpoint, level))
-                points += [median_round(results) for results in rounds.values()]
-            else:
-                points.append(measure("/predict", level))
-        for level in health_levels:
-            if level != paired or level not in plan.levels:
-                points.append(measure("/health", level))
+        points = measure_levels(measure, plan, health_levels)
         # Give the database writer a moment, then check the app survived the load.
         time.sleep(0.2)
         status, _ = loopback.request(app.url("/ready"), timeout=5)
@@ -259,6 +246,33 @@ def run_configuration(
             raise RuntimeError(f"/ready answered {status} after the load")
     finally:
         dockerutil.remove(app.container)
+    return points
+
+
+def measure_levels(
+    measure: Callable[[str, int], dict[str, Any]],
+    plan: LoadPlan,
+    health_levels: tuple[int, ...],
+) -> list[dict[str, Any]]:
+    """Run ``/predict`` at every level of the plan and ``/health`` at ``health_levels``.
+
+    At the plan's paired level (when both endpoints run there) the two alternate for
+    ``plan.rounds`` rounds and the median round of each is kept.
+    """
+    points: list[dict[str, Any]] = []
+    paired = plan.paired_level if plan.rounds > 1 else None
+    for level in plan.levels:
+        if level == paired and level in health_levels:
+            rounds: dict[str, list[dict[str, Any]]] = {"/predict": [], "/health": []}
+            for _ in range(plan.rounds):
+                for endpoint, results in rounds.items():
+                    results.append(measure(endpoint, level))
+            points += [median_round(results) for results in rounds.values()]
+        else:
+            points.append(measure("/predict", level))
+    for level in health_levels:
+        if level != paired or level not in plan.levels:
+            points.append(measure("/health", level))
     return points
 
 

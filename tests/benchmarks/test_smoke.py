@@ -17,7 +17,7 @@ import pytest
 from http_stub import StubServer
 
 from benchmarks import __main__ as cli
-from benchmarks import dockerutil, generation, images, loadgen, report, run, serving, stats
+from benchmarks import dockerutil, engine, generation, images, loadgen, report, serving, stats
 
 
 @pytest.fixture
@@ -263,12 +263,12 @@ def test_serving_rows_derive_the_targets_from_load_points() -> None:
         p("heavy", "off", "/predict", 100, 120),
     ]
     res = report.Results(command="x", started_utc="y")
-    run.serving_rows(res, points)
+    engine.serving_rows(res, points)
     assert res.get("serving.tiny_on").ratio == pytest.approx(0.6)  # type: ignore[union-attr]
     assert res.get("serving.heavy_rps").met is True  # type: ignore[union-attr]
     assert res.get("serving.heavy_p99").ratio == pytest.approx(1.25)  # type: ignore[union-attr]
     res = report.Results(command="x", started_utc="y")
-    run.serving_rows(res, points[:2])
+    engine.serving_rows(res, points[:2])
     assert res.get("serving.heavy_rps").error == "load point missing"  # type: ignore[union-attr]
 
 
@@ -285,7 +285,7 @@ def test_median_round_keeps_the_middle_throughput_and_every_round() -> None:
     failed: dict[str, Any] = {"endpoint": "/predict", "error": "load generator failed: x"}
     assert serving.median_round([failed, rounds[0], rounds[1]])["throughput_rps"] == 700.0
     assert serving.median_round([failed, failed])["error"]
-    note = run._latency_note(chosen, {"rounds_rps": [1000.0, 1100.0, 1050.0]})
+    note = engine._latency_note(chosen, {"rounds_rps": [1000.0, 1100.0, 1050.0]})
     assert "p99 8.0 ms" in note and "/health rounds 1,000, 1,100, 1,050" in note
 
 
