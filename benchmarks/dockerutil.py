@@ -10,7 +10,6 @@ benchmarks time. Everything it creates carries :data:`LABEL` and is removed by
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import time
 from collections.abc import Iterator
@@ -18,6 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from benchmarks.harness_adapter import last_line, loopback
 
 LABEL = "io.servegen.benchmark"
 
@@ -136,22 +137,12 @@ def venv_breakdown(client: Any, ref: str, timeout: float = 120.0) -> dict[str, A
         status = container.wait(timeout=timeout)
         out = container.logs(stdout=True, stderr=False).decode()
         if status.get("StatusCode") != 0:
-            err = container.logs(stdout=False, stderr=True).decode().strip().splitlines()
-            raise RuntimeError(f"size breakdown failed in {ref}: {err[-1] if err else status}")
+            err = container.logs(stdout=False, stderr=True).decode()
+            raise RuntimeError(f"size breakdown failed in {ref}: {last_line(err, str(status))}")
     finally:
         remove(container)
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     return result
-
-
-def top_entries(entries: dict[str, int], limit: int = 12) -> list[tuple[str, int]]:
-    """Return the ``limit`` largest entries, then one line for all the rest."""
-    items = sorted(entries.items(), key=lambda kv: -kv[1])
-    head = items[:limit]
-    rest = sum(v for _, v in items[limit:])
-    if rest:
-        head.append((f"({len(items) - limit} other entries)", rest))
-    return head
 
 
 def make_model(client: Any, image: str, out_dir: Path, extra_args: list[str]) -> str:
@@ -172,8 +163,7 @@ def make_model(client: Any, image: str, out_dir: Path, extra_args: list[str]) ->
     finally:
         remove(container)
     if status.get("StatusCode") != 0:
-        last = logs.strip().splitlines()[-1:] or ["no output"]
-        raise RuntimeError(f"make_demo_model.py {' '.join(extra_args)} failed: {last[0]}")
+        raise RuntimeError(f"make_demo_model.py {' '.join(extra_args)} failed: {last_line(logs)}")
     # The maker writes 0600 as root; the app runs as a non-root user and reads it
     # through a read-only bind mount, as it would from the downloader's volume.
     for made in out_dir.iterdir():
@@ -199,28 +189,6 @@ class AppContainer:
         return f"http://127.0.0.1:{self.port}{path}"
 
 
-def http_get(port: int, path: str, timeout: float = 2.0) -> tuple[int, bytes]:
-    """GET ``path`` on 127.0.0.1:``port``; return (status, body)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        return resp.status, resp.read()
-    finally:
-        conn.close()
-
-
-def http_post(port: int, path: str, body: bytes, timeout: float = 10.0) -> tuple[int, bytes]:
-    """POST a JSON ``body`` to 127.0.0.1:``port``; return (status, body)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
-        resp = conn.getresponse()
-        return resp.status, resp.read()
-    finally:
-        conn.close()
-
-
 def _published_port(container: Any, container_port: int, deadline: float) -> int:
     while True:
         container.reload()
@@ -243,13 +211,13 @@ def wait_ready(container: Any, port: int, deadline: float, path: str = "/ready")
     last = "no answer"
     while time.monotonic() < deadline:
         try:
-            status, body = http_get(port, path, timeout=1.0)
+            status, body = loopback.request(f"http://127.0.0.1:{port}{path}", timeout=1.0)
             if status == 200:
                 return
             last = f"{status} {body[:200].decode(errors='replace')}"
             if b'"state":"failed"' in body.replace(b" ", b""):
                 break
-        except (OSError, http.client.HTTPException):
+        except loopback.NoAnswer:
             pass
         time.sleep(0.02)
         container.reload()
@@ -389,9 +357,9 @@ def start_db(
         if container.status == "exited":
             break
         time.sleep(1)
-    tail = container.logs(tail=3).decode(errors="replace").strip().splitlines()
+    tail = container.logs(tail=3).decode(errors="replace")
     remove(container)
-    raise RuntimeError(f"database {image} not ready: {tail[-1] if tail else 'no log'}")
+    raise RuntimeError(f"database {image} not ready: {last_line(tail, 'no log')}")
 
 
 def remove_run_images(client: Any, run_id: str, repository: str = "servegen-bench") -> list[str]:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks.harness_adapter import last_line
 from benchmarks.stats import median
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -68,9 +69,9 @@ def time_command(command_for: CommandFor, *, timeout: float = 120.0) -> float:
         )
         elapsed = time.perf_counter() - t0
         if proc.returncode != 0:
-            lines = (proc.stderr or proc.stdout).decode(errors="replace").strip().splitlines()
+            output = (proc.stderr or proc.stdout).decode(errors="replace")
             raise GenerationError(
-                f"{' '.join(cmd[1:4])} exited {proc.returncode}: {lines[-1] if lines else ''}"
+                f"{' '.join(cmd[1:4])} exited {proc.returncode}: {last_line(output, '')}"
             )
         if not any(out_dir.iterdir()):
             raise GenerationError(f"{' '.join(cmd[1:4])} produced no project")

@@ -10,6 +10,10 @@ not expose yet is bridged here, thinly, and nowhere else:
   :class:`ComposeRun` (same command line, project name, files and environment);
 - a compose run for building only (no smoke overlay, which needs a model checksum):
   :func:`compose_for` assembles one from the harness's own pieces.
+
+Two small helpers of the harness serve the benchmarks as well, from here:
+``loopback.request`` (HTTP to the app on 127.0.0.1) and ``last_line`` (the line of a
+log that says why something failed).
 """
 
 from __future__ import annotations
@@ -28,16 +32,18 @@ from typing import Any
 import yaml
 
 from generator.harness import build as hbuild
+from generator.harness import loopback as loopback
 from generator.harness import preflight, wheelhouse
 from generator.harness.compose import ComposeRun
 from generator.harness.overlay import APP
+from generator.harness.proc import last_line as last_line
 from generator.harness.project import Project, load_project
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class BenchBuildError(RuntimeError):
-    """A benchmark build failed; the message holds the last meaningful line of its log."""
+    """A benchmark build failed; the message holds the line of its log that says why."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +92,7 @@ def compose_for(target: BuildTarget) -> ComposeRun:
         compose=compose,
         name=target.compose_name,
         project_dir=target.project_dir,
-        files=[target.project_dir / "compose.yaml", build_overlay(target)],
+        files=(target.project_dir / "compose.yaml", build_overlay(target)),
         env=env,
     )
 
@@ -107,12 +113,6 @@ def build(target: BuildTarget, *, no_cache: bool = False) -> float:
     except Exception as exc:  # BuildFailed carries the harness's one-line reason
         raise BenchBuildError(str(exc)) from None
     return time.monotonic() - begin
-
-
-def _last(lines: list[str]) -> str:
-    errors = [line.strip() for line in lines if "error" in line.lower() and line.strip()]
-    meaningful = errors or [line.strip() for line in lines if line.strip()]
-    return meaningful[-1][:300] if meaningful else "no output"
 
 
 def measure(client: Any, image: str, base_image: str) -> dict[str, Any]:
@@ -145,9 +145,9 @@ def add_wheels(project_dir: Path, base_image: str, client: Any, requirements: li
         argv += ["--platform", platform]
     proc = subprocess.run([*argv, *requirements], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise BenchBuildError(
-            f"pip download {' '.join(requirements)} failed: {_last(proc.stderr.splitlines())}"
-        )
+        errors = [line for line in proc.stderr.splitlines() if "error" in line.lower()]
+        reason = last_line(errors, "") or last_line(proc.stderr)
+        raise BenchBuildError(f"pip download {' '.join(requirements)} failed: {reason[:300]}")
 
 
 def servegen_test(
@@ -169,9 +169,9 @@ def servegen_test(
             argv, capture_output=True, text=True, env=env, timeout=timeout, check=False
         )
         if not report.is_file():
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
             raise RuntimeError(
-                f"servegen test exited {proc.returncode} without a report: {tail[0]}"
+                f"servegen test exited {proc.returncode} without a report: "
+                f"{last_line(proc.stderr or proc.stdout)}"
             )
         data: dict[str, Any] = json.loads(report.read_text(encoding="utf-8"))
         data["exit_code"] = proc.returncode

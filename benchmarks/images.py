@@ -16,7 +16,7 @@ import re
 import shutil
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -105,16 +105,31 @@ class Variant:
     label: str
     target: harness_adapter.BuildTarget
     cold: dockerutil.ImageFigures | None = None
-    seconds: dict[str, float] | None = None
-    rebuilt: dict[str, tuple[int, int, int | None]] | None = None  # kept, rebuilt, bytes
-    layer_ids: dict[str, list[str]] | None = None  # step -> layer ids after that build
+    #: build -> wall-clock seconds ("cold", "code", "requirements")
+    seconds: dict[str, float] = field(default_factory=dict)
+    #: rebuild -> (layers kept, layers rebuilt, bytes rewritten)
+    rebuilt: dict[str, tuple[int, int, int | None]] = field(default_factory=dict)
+    #: build -> layer ids of the image after it
+    layer_ids: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def figures(self) -> dockerutil.ImageFigures:
+        """The cold build's image figures (measured before any rebuild)."""
+        if self.cold is None:
+            raise RuntimeError(f"{self.label}: no cold build measured")
+        return self.cold
 
 
-def _rebuild(
-    client: Any, v: Variant, step: str, run_id: str, progress: Callable[[str], None]
-) -> None:
+def _cold_build(client: Any, v: Variant, base_image: str, progress: Callable[[str], None]) -> None:
+    """Build without the layer cache and measure the image against its base."""
+    progress(f"build: {v.label}, cold (no layer cache)")
+    v.seconds["cold"] = harness_adapter.build(v.target, no_cache=True)
+    v.cold = dockerutil.image_figures(client, v.target.image, base_image)
+    v.layer_ids["cold"] = list(v.cold.layers)
+
+
+def _rebuild(client: Any, v: Variant, step: str, progress: Callable[[str], None]) -> None:
     """Keep the current image under a tag, rebuild, and record time and layer reuse."""
-    assert v.seconds is not None and v.rebuilt is not None
     before = client.images.get(v.target.image)
     repo, _, tag = v.target.image.rpartition(":")
     before.tag(repo, f"{tag}-before-{step}")
@@ -125,8 +140,33 @@ def _rebuild(
         list(before.attrs["RootFS"]["Layers"]), list(after.attrs["RootFS"]["Layers"])
     )
     v.rebuilt[step] = (kept, rebuilt, unique_bytes(client, after.id) if rebuilt else 0)
-    assert v.layer_ids is not None
     v.layer_ids[step] = list(after.attrs["RootFS"]["Layers"])
+
+
+def _venv_breakdowns(
+    client: Any, variants: list[Variant], results: Results, progress: Callable[[str], None]
+) -> None:
+    """Size of each image's virtual environment per package (after the cold build)."""
+    for v in variants:
+        progress(f"image: {v.label}, size of the virtual environment per package")
+        try:
+            info = dockerutil.venv_breakdown(client, v.target.image)
+            results.breakdown[v.label] = sorted(info["entries"].items(), key=lambda kv: -kv[1])
+        except Exception as exc:
+            results.failures.append(f"venv breakdown of {v.label}: {exc}")
+
+
+def _provide_wheel(
+    client: Any, project_dir: Path, naive_dir: Path, base_image: str, requirement: str
+) -> None:
+    """Put the extra requirement's wheel into both projects' ``wheels/`` (fetched once)."""
+    dist = requirement.split("==")[0].strip().replace("-", "_").lower()
+    if not list((project_dir / "wheels").glob(f"{dist}-*.whl")):
+        harness_adapter.add_wheels(project_dir, base_image, client, [requirement])
+    for wheel in (project_dir / "wheels").glob(f"{dist}-*.whl"):
+        link = naive_dir / "wheels" / wheel.name
+        if not link.exists():
+            os.link(wheel, link)
 
 
 def run(
@@ -147,56 +187,38 @@ def run(
     """
     naive_dir = make_naive_copy(project_dir, work / "naive" / project_dir.name)
     variants = [
-        Variant(
-            "servegen",
-            harness_adapter.BuildTarget(
-                project_dir, f"servegen-bench/servegen:{run_id}", f"sgbench-{run_id}-s", base_image
-            ),
-        ),
-        Variant(
-            BASELINE,
-            harness_adapter.BuildTarget(
-                naive_dir, f"servegen-bench/naive:{run_id}", f"sgbench-{run_id}-n", base_image
-            ),
-        ),
+        Variant("servegen", _target(project_dir, "servegen", "s", run_id, base_image)),
+        Variant(BASELINE, _target(naive_dir, "naive", "n", run_id, base_image)),
     ]
     for v in variants:
-        v.seconds, v.rebuilt = {}, {}
-        progress(f"build: {v.label}, cold (no layer cache)")
-        v.seconds["cold"] = harness_adapter.build(v.target, no_cache=True)
-        v.cold = dockerutil.image_figures(client, v.target.image, base_image)
-        v.layer_ids = {"cold": list(v.cold.layers)}
-    for v in variants:
-        progress(f"image: {v.label}, size of the virtual environment per package")
-        try:
-            info = dockerutil.venv_breakdown(client, v.target.image)
-            results.breakdown[v.label] = sorted(info["entries"].items(), key=lambda kv: -kv[1])
-        except Exception as exc:
-            results.failures.append(f"venv breakdown of {v.label}: {exc}")
+        _cold_build(client, v, base_image, progress)
+    _venv_breakdowns(client, variants, results, progress)
     nonce = uuid.uuid4().hex[:12]
     for v in variants:
         change_code(v.target.project_dir, nonce)
-        _rebuild(client, v, "code", run_id, progress)
-    dist = extra_requirement.split("==")[0].strip().replace("-", "_").lower()
-    if not list((project_dir / "wheels").glob(f"{dist}-*.whl")):
-        harness_adapter.add_wheels(project_dir, base_image, client, [extra_requirement])
-    for wheel in (project_dir / "wheels").glob(f"{dist}-*.whl"):
-        link = naive_dir / "wheels" / wheel.name
-        if not link.exists():
-            os.link(wheel, link)
+        _rebuild(client, v, "code", progress)
+    _provide_wheel(client, project_dir, naive_dir, base_image, extra_requirement)
     for v in variants:
         change_requirements(v.target.project_dir, nonce, extra_requirement)
-        _rebuild(client, v, "requirements", run_id, progress)
+        _rebuild(client, v, "requirements", progress)
     _add_rows(results, variants)
     for v in variants:
-        assert v.layer_ids is not None and v.cold is not None
         results.tables.append(
             (
                 f"Layer ids of the {v.label} image after each build (above the base image)",
-                layer_table(v.layer_ids, v.cold.base_layers),
+                layer_table(v.layer_ids, v.figures.base_layers),
             )
         )
     return {v.label: v.target.image for v in variants}
+
+
+def _target(
+    project_dir: Path, variant: str, short: str, run_id: str, base_image: str
+) -> harness_adapter.BuildTarget:
+    """The build of one variant: its project, its run-tagged image, its compose project."""
+    return harness_adapter.BuildTarget(
+        project_dir, f"servegen-bench/{variant}:{run_id}", f"sgbench-{run_id}-{short}", base_image
+    )
 
 
 def layer_table(layer_ids: dict[str, list[str]], base_layers: int) -> str:
@@ -227,19 +249,25 @@ def layer_table(layer_ids: dict[str, list[str]], base_layers: int) -> str:
 
 def _add_rows(results: Results, variants: list[Variant]) -> None:
     s, n = variants
-    assert s.cold and n.cold and s.seconds and n.seconds and s.rebuilt and n.rebuilt
+    _image_rows(results, s.figures, n.figures)
+    _build_rows(results, s, n)
+    _code_share_row(results, s, n)
+
+
+def _image_rows(results: Results, s: dockerutil.ImageFigures, n: dockerutil.ImageFigures) -> None:
+    """Size, bytes above the base and layers of the two images after a cold build."""
     sec = "Image (after a cold build)"
-    results.add(Row("image.size", sec, "total size", "bytes", s.cold.size, n.cold.size, BASELINE))
+    results.add(Row("image.size", sec, "total size", "bytes", s.size, n.size, BASELINE))
     results.add(
         Row(
             "image.above_base",
             sec,
             "bytes added above the base image",
             "bytes",
-            s.cold.above_base,
-            n.cold.above_base,
+            s.above_base,
+            n.above_base,
             BASELINE,
-            note=f"base image {fmt_bytes(s.cold.base_size)}",
+            note=f"base image {fmt_bytes(s.base_size)}",
             target=Target("ratio", "<=", 0.6),
         )
     )
@@ -249,13 +277,20 @@ def _add_rows(results: Results, variants: list[Variant]) -> None:
             sec,
             "layers (base included)",
             "count",
-            s.cold.layer_count,
-            n.cold.layer_count,
+            s.layer_count,
+            n.layer_count,
             BASELINE,
-            note=f"{s.cold.own_layers} vs {n.cold.own_layers} above the base",
+            note=f"{s.own_layers} vs {n.own_layers} above the base",
         )
     )
-    sec = "Build (BuildKit via compose, offline from the same wheelhouse)"
+
+
+_BUILD_SECTION = "Build (BuildKit via compose, offline from the same wheelhouse)"
+
+
+def _build_rows(results: Results, s: Variant, n: Variant) -> None:
+    """Seconds of each build, layers rebuilt and bytes rewritten by each rebuild."""
+    sec = _BUILD_SECTION
     results.add(
         Row(
             "build.cold",
@@ -298,18 +333,23 @@ def _add_rows(results: Results, variants: list[Variant]) -> None:
                 note="bytes held only by the new image (engine disk-usage report)",
             )
         )
-    sb = s.rebuilt["code"][2]
-    share = (sb / s.cold.above_base * 100) if sb is not None and s.cold.above_base else None
-    nb = n.rebuilt["code"][2]
-    nshare = (nb / n.cold.above_base * 100) if nb is not None and n.cold.above_base else None
+
+
+def _code_share_row(results: Results, s: Variant, n: Variant) -> None:
+    """Share of each image that a code-only rebuild rewrote."""
+
+    def share(v: Variant) -> float | None:
+        rewritten, above = v.rebuilt["code"][2], v.figures.above_base
+        return rewritten / above * 100 if rewritten is not None and above else None
+
     results.add(
         Row(
             "build.code_only_layers",
-            sec,
+            _BUILD_SECTION,
             "share of the image rewritten by a code-only rebuild (only code layers: under 1 %)",
             "pct",
-            share,
-            nshare,
+            share(s),
+            share(n),
             BASELINE,
             target=Target("value", "<=", 1.0),
         )

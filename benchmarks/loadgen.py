@@ -3,8 +3,9 @@
 Each of N clients holds one keep-alive connection and sends its next request as soon as
 the previous answer is read (a closed loop), so N is the number of requests in flight.
 It uses only asyncio streams and hand-written HTTP/1.1, so it adds no dependency and
-costs little CPU per request. It runs in its own process (``python -m benchmarks.loadgen``
-or :func:`run_load`) so that it never shares an event loop or a GIL with the server.
+costs little CPU per request. It runs in its own process (``python -m benchmarks.loadgen``,
+or :func:`benchmarks.serving.run_load`) so that it never shares an event loop or a GIL
+with the server.
 
 Bounds: traffic goes to loopback only; the run stops at ``--max-requests`` measured
 requests or after ``--warmup`` + ``--duration`` seconds, whichever comes first, and each
@@ -17,7 +18,7 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
+import statistics
 import sys
 import time
 from dataclasses import dataclass, field
@@ -31,7 +32,6 @@ if __package__ in (None, ""):  # run as a script: make the sibling module import
 from benchmarks.stats import percentile
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class LoadError(Exception):
@@ -205,71 +205,9 @@ async def run(
         "throughput_rps": (ok / elapsed) if elapsed else 0.0,
         "p50_ms": percentile(lat_ms, 50) if lat_ms else None,
         "p99_ms": percentile(lat_ms, 99) if lat_ms else None,
-        "mean_ms": (sum(lat_ms) / len(lat_ms)) if lat_ms else None,
+        "mean_ms": statistics.fmean(lat_ms) if lat_ms else None,
         "max_ms": max(lat_ms) if lat_ms else None,
     }
-
-
-def run_load(
-    url: str,
-    *,
-    method: str = "GET",
-    body: bytes = b"",
-    concurrency: int = 1,
-    max_requests: int = 10_000,
-    duration: float = 5.0,
-    warmup: float = 0.5,
-    timeout: float = 30.0,
-    cpus: set[int] | None = None,
-) -> dict[str, Any]:
-    """Run :func:`run` in a separate Python process and return its result.
-
-    ``cpus`` pins that process to these CPUs (Linux), so that it does not compete with
-    a server pinned elsewhere.
-
-    A separate process keeps the client's CPU work off the server's interpreter when the
-    server runs on the host, and is the same set-up when it runs in a container.
-    """
-    cmd = [
-        sys.executable,
-        "-m",
-        "benchmarks.loadgen",
-        url,
-        "--method",
-        method,
-        "--concurrency",
-        str(concurrency),
-        "--max-requests",
-        str(max_requests),
-        "--duration",
-        str(duration),
-        "--warmup",
-        str(warmup),
-        "--timeout",
-        str(timeout),
-        "--body-stdin",
-    ]
-    if cpus:
-        cmd += ["--cpus", ",".join(str(c) for c in sorted(cpus))]
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    try:
-        proc = subprocess.run(
-            cmd,
-            input=body,
-            capture_output=True,
-            cwd=REPO_ROOT,
-            env=env,
-            timeout=warmup + duration + timeout + 30,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise LoadError(f"load generator did not finish within {exc.timeout:.0f} s") from exc
-    if proc.returncode != 0:
-        tail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-        raise LoadError(f"load generator failed: {tail[0]}")
-    result: dict[str, Any] = json.loads(proc.stdout)
-    return result
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,8 +15,6 @@ from typing import Any
 
 from benchmarks.stats import fmt_bytes, fmt_ratio, fmt_seconds, meets, ratio
 
-UNITS = ("bytes", "s", "count", "rps", "ms", "pct")
-
 
 @dataclass(frozen=True)
 class Target:

@@ -4,13 +4,16 @@ The app image that the harness built runs as one container per configuration (mo
 batching), published on an ephemeral port of 127.0.0.1, with the prediction log going
 to a MySQL-protocol database container on a private network (the production path)
 when one is given. The load generator runs in its own process on the host
-(:func:`benchmarks.loadgen.run_load`), so requests cross the engine's port publishing
+(:func:`run_load`), so requests cross the engine's port publishing
 exactly as a user's would; both the floor and /predict pay that cost alike.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import dockerutil
-from benchmarks.loadgen import LoadError, run_load
+from benchmarks.harness_adapter import last_line, loopback
+from benchmarks.loadgen import LoadError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -69,19 +75,80 @@ def predict_body(input_shape: list[int], items: int = 1) -> bytes:
     return json.dumps({"inputs": [item(list(input_shape), k) for k in range(items)]}).encode()
 
 
-def _model_info(port: int) -> dict[str, Any]:
-    status, body = dockerutil.http_get(port, "/model", timeout=5)
+def _model_info(app: dockerutil.AppContainer) -> dict[str, Any]:
+    status, body = loopback.request(app.url("/model"), timeout=5)
     if status != 200:
         raise RuntimeError(f"GET /model answered {status}")
     info: dict[str, Any] = json.loads(body)
     return info
 
 
-def _warm(port: int, body: bytes, count: int = 20) -> None:
+def _warm(app: dockerutil.AppContainer, body: bytes, count: int = 20) -> None:
     for _ in range(count):
-        status, answer = dockerutil.http_post(port, "/predict", body)
+        status, answer = loopback.request(app.url("/predict"), body, timeout=10)
         if status != 200:
             raise RuntimeError(f"POST /predict answered {status}: {answer[:200]!r}")
+
+
+def run_load(
+    url: str,
+    *,
+    method: str = "GET",
+    body: bytes = b"",
+    concurrency: int = 1,
+    max_requests: int = 10_000,
+    duration: float = 5.0,
+    warmup: float = 0.5,
+    timeout: float = 30.0,
+    cpus: set[int] | None = None,
+) -> dict[str, Any]:
+    """Run :func:`run` in a separate Python process and return its result.
+
+    ``cpus`` pins that process to these CPUs (Linux), so that it does not compete with
+    a server pinned elsewhere.
+
+    A separate process keeps the client's CPU work off the server's interpreter when the
+    server runs on the host, and is the same set-up when it runs in a container.
+    """
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.loadgen",
+        url,
+        "--method",
+        method,
+        "--concurrency",
+        str(concurrency),
+        "--max-requests",
+        str(max_requests),
+        "--duration",
+        str(duration),
+        "--warmup",
+        str(warmup),
+        "--timeout",
+        str(timeout),
+        "--body-stdin",
+    ]
+    if cpus:
+        cmd += ["--cpus", ",".join(str(c) for c in sorted(cpus))]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    try:
+        proc = subprocess.run(
+            cmd,
+            input=body,
+            capture_output=True,
+            cwd=REPO_ROOT,
+            env=env,
+            timeout=warmup + duration + timeout + 30,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise LoadError(f"load generator did not finish within {exc.timeout:.0f} s") from exc
+    if proc.returncode != 0:
+        raise LoadError(f"load generator failed: {last_line(proc.stderr.decode(errors='replace'))}")
+    result: dict[str, Any] = json.loads(proc.stdout)
+    return result
 
 
 def load_point(
@@ -154,11 +221,10 @@ def run_configuration(
         network=network,
         cpuset=plan.server_cpuset,
     )
-    points: list[dict[str, Any]] = []
     try:
-        info = _model_info(app.port)
+        info = _model_info(app)
         body = predict_body([int(x) for x in info.get("input_shape", [])])
-        _warm(app.port, body)
+        _warm(app, body)
 
         def measure(endpoint: str, level: int) -> dict[str, Any]:
             progress(f"serving: {model.name}, batching {tag}, {endpoint} x{level}")
@@ -172,26 +238,41 @@ def run_configuration(
                 body=body if endpoint == "/predict" else b"",
             )
 
-        paired = plan.paired_level if plan.rounds > 1 else None
-        for level in plan.levels:
-            if level == paired and level in health_levels:
-                rounds: dict[str, list[dict[str, Any]]] = {"/predict": [], "/health": []}
-                for _ in range(plan.rounds):
-                    for endpoint, results in rounds.items():
-                        results.append(measure(endpoint, level))
-                points += [median_round(results) for results in rounds.values()]
-            else:
-                points.append(measure("/predict", level))
-        for level in health_levels:
-            if level != paired or level not in plan.levels:
-                points.append(measure("/health", level))
+        points = measure_levels(measure, plan, health_levels)
         # Give the database writer a moment, then check the app survived the load.
         time.sleep(0.2)
-        status, _ = dockerutil.http_get(app.port, "/ready", timeout=5)
+        status, _ = loopback.request(app.url("/ready"), timeout=5)
         if status != 200:
             raise RuntimeError(f"/ready answered {status} after the load")
     finally:
         dockerutil.remove(app.container)
+    return points
+
+
+def measure_levels(
+    measure: Callable[[str, int], dict[str, Any]],
+    plan: LoadPlan,
+    health_levels: tuple[int, ...],
+) -> list[dict[str, Any]]:
+    """Run ``/predict`` at every level of the plan and ``/health`` at ``health_levels``.
+
+    At the plan's paired level (when both endpoints run there) the two alternate for
+    ``plan.rounds`` rounds and the median round of each is kept.
+    """
+    points: list[dict[str, Any]] = []
+    paired = plan.paired_level if plan.rounds > 1 else None
+    for level in plan.levels:
+        if level == paired and level in health_levels:
+            rounds: dict[str, list[dict[str, Any]]] = {"/predict": [], "/health": []}
+            for _ in range(plan.rounds):
+                for endpoint, results in rounds.items():
+                    results.append(measure(endpoint, level))
+            points += [median_round(results) for results in rounds.values()]
+        else:
+            points.append(measure("/predict", level))
+    for level in health_levels:
+        if level != paired or level not in plan.levels:
+            points.append(measure("/health", level))
     return points
 
 

@@ -6,35 +6,30 @@ import them without the Docker SDK or the harness.
 
 from __future__ import annotations
 
-import math
+import statistics
 from collections.abc import Sequence
 
+#: The median, as the standard library computes it (the mean of the two middle values
+#: of an even count, which is also the 50th percentile of :func:`percentile`).
+median = statistics.median
 
-def percentile(values: Sequence[float], q: float) -> float:
-    """Return the ``q``-th percentile (0-100) of ``values`` by linear interpolation.
 
-    Linear interpolation between closest ranks is the default of numpy and of most
-    load-testing tools, so p50/p99 here compare with figures people already know.
-    Ref: https://en.wikipedia.org/wiki/Percentile#The_linear_interpolation_between_closest_ranks_method
+def percentile(values: Sequence[float], q: int) -> float:
+    """Return the ``q``-th percentile (1-99) of ``values``, interpolated between ranks.
+
+    ``statistics.quantiles`` with ``method="inclusive"`` is linear interpolation between
+    the closest ranks, the default of numpy and of most load-testing tools, so p50/p99
+    here compare with figures people already know (its "exclusive" default would
+    extrapolate beyond the slowest request for p99 of a small sample).
+    Ref: https://docs.python.org/3/library/statistics.html#statistics.quantiles
     """
+    if not 1 <= q <= 99:
+        raise ValueError(f"percentile must be within 1..99, got {q}")
     if not values:
         raise ValueError("percentile of an empty sequence")
-    if not 0.0 <= q <= 100.0:
-        raise ValueError(f"percentile must be within 0..100, got {q}")
-    data = sorted(values)
-    if len(data) == 1:
-        return float(data[0])
-    pos = (len(data) - 1) * q / 100.0
-    low = math.floor(pos)
-    high = math.ceil(pos)
-    if low == high:
-        return float(data[low])
-    return float(data[low] + (data[high] - data[low]) * (pos - low))
-
-
-def median(values: Sequence[float]) -> float:
-    """Return the median of ``values`` (the 50th percentile)."""
-    return percentile(values, 50.0)
+    if len(values) == 1:  # quantiles() needs two points before Python 3.13
+        return float(values[0])
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
 def ratio(value: float | None, baseline: float | None) -> float | None:

@@ -1,16 +1,19 @@
 """The ``servegen`` command line: parses, prompts, reports. Nothing else.
 
-Every failure reaches :meth:`ServegenGroup.main`, the one place that turns an
-exception into ``error: <message>`` on stderr and an exit code (2 for bad usage or a
-bad answer, 6 for a render into an existing project that kept files the user changed;
-see :mod:`generator.errors` for the rest). No traceback is shown for an error the user
-can fix; set ``SERVEGEN_DEBUG=1`` to see one for anything else.
+Every failure reaches :meth:`ServegenGroup.main`, and :func:`report_error` is the one
+place that turns an exception into ``error: <message>`` on stderr and an exit code: a
+servegen error carries its own code (:mod:`generator.errors`; 2 for bad usage or a bad
+answer, 6 for a render into an existing project that kept files the user changed),
+Typer's parsing errors theirs, an interruption 130, anything else 1. No traceback is
+shown for an error the user can fix; set ``SERVEGEN_DEBUG=1`` to see one for anything
+else.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Sequence
@@ -21,22 +24,33 @@ import typer
 from typer.core import TyperGroup
 
 from generator import __version__
-from generator.errors import ChangesKept, OptionError, ServegenError, UsageError
+from generator.errors import (
+    ChangesKept,
+    InternalError,
+    Interrupted,
+    OptionError,
+    ServegenError,
+    UsageError,
+)
 from generator.options import OptionsBuilder
 
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+#: A Ctrl-C at a prompt or while rendering ends the command as a shell reports SIGINT.
+EXIT_INTERRUPTED = 128 + signal.SIGINT
 
 
 def report_error(exc: BaseException) -> int:
-    """Print one ``error:`` line for an exception and return its exit code."""
-    if isinstance(exc, ServegenError):
-        message, code = exc.user_message(), exc.exit_code
+    """Print one ``error:`` line for an exception and return its exit code.
+
+    An error that a report has shown already (``reported``) prints nothing more.
+    """
+    if isinstance(exc, ServegenError | Interrupted):
+        message = "" if exc.reported else exc.user_message()
+        code = exc.exit_code
     elif isinstance(exc, typer.TyperException):
         # Typer's own parsing errors (unknown flag, bad value, missing argument).
         message, code = exc.format_message(), exc.exit_code
         ctx = getattr(exc, "ctx", None)
-        if ctx is not None and code == EXIT_USAGE and message:
+        if ctx is not None and code == UsageError.exit_code and message:
             message += f" (see '{ctx.command_path} --help')"
     elif isinstance(exc, typer.Abort | KeyboardInterrupt):
         message, code = "interrupted", EXIT_INTERRUPTED
@@ -44,7 +58,7 @@ def report_error(exc: BaseException) -> int:
         if os.environ.get("SERVEGEN_DEBUG") == "1":
             traceback.print_exception(exc)
         message = f"internal error: {exc.__class__.__name__}: {exc} (SERVEGEN_DEBUG=1 shows more)"
-        code = 1
+        code = InternalError.exit_code
     message = " ".join(message.split())
     if message:  # empty for "no arguments: help shown"
         typer.echo(f"error: {message}", err=True)
@@ -76,7 +90,7 @@ class ServegenGroup(TyperGroup):
             code = result if isinstance(result, int) else 0
         except Exception as exc:
             code = report_error(exc)
-        except KeyboardInterrupt as exc:
+        except (KeyboardInterrupt, Interrupted) as exc:
             code = report_error(exc)
         if standalone_mode:
             sys.exit(code)
@@ -339,7 +353,6 @@ def test_cmd(
     docker_host: Annotated[
         str | None, typer.Option(help="Docker engine to use (default: DOCKER_HOST).")
     ] = None,
-    model_sha256: Annotated[str | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Build the project's image, start its stack, and smoke-test it over HTTP and SQL.
 
@@ -347,14 +360,11 @@ def test_cmd(
     5 a smoke check failed, 130/143 interrupted (SIGINT/SIGTERM; the stack is still
     torn down), 1 an internal error (its traceback goes to the JSON report).
     """
-    try:
-        from generator.harness.runner import HarnessOptions, run
-    except ImportError as exc:
-        from generator.errors import EnvironmentMissing
+    from generator.harness.context import HarnessOptions
+    from generator.harness.runner import run
 
-        raise EnvironmentMissing(f"the test harness is not available: {exc}") from exc
-
-    code = run(
+    # The run prints its report; a failure comes back raised, marked as reported.
+    run(
         HarnessOptions(
             project_dir=project_dir,
             base_image=base_image,
@@ -364,10 +374,8 @@ def test_cmd(
             json_path=json_path,
             ready_timeout=ready_timeout,
             docker_host=docker_host,
-            model_sha256_override=model_sha256,
         )
     )
-    raise typer.Exit(code)
 
 
 def main() -> None:

@@ -1,21 +1,36 @@
 """The one exception hierarchy of servegen.
 
-Deep code raises these with a message meant for the user; only the CLI turns them into
-an exit code (``error: <message>`` on stderr, no traceback). Each class carries the
-exit code that the CLI and the test harness use, so the mapping lives here once.
+Deep code raises these with a message meant for the user. Each class knows its exit
+code and the outcome word that a report shows for it; :func:`generator.cli.report_error`
+is the one place that turns a raised error into ``error: <message>`` on stderr and that
+exit code. An error whose run report already said what went wrong (``servegen test``
+prints its own table) is marked ``reported`` and ends the command with its code alone.
 """
 
 from __future__ import annotations
 
+import signal
+from collections.abc import Sequence
+from typing import ClassVar
+
 
 class ServegenError(Exception):
-    """Base class: a failure whose message is written for the user."""
+    """Base class: a failure whose message is written for the user.
 
-    exit_code: int = 1
+    ``log_tail`` holds the last lines of the log that explains the failure (a build, a
+    container), ``log_source`` names that log; the harness's report shows them.
+    """
 
-    def __init__(self, message: str) -> None:
+    exit_code: ClassVar[int] = 1
+    outcome: ClassVar[str] = "failed"
+
+    def __init__(self, message: str, *, log_tail: Sequence[str] = (), log_source: str = "") -> None:
         super().__init__(message)
         self.message = message
+        self.log_tail = list(log_tail)
+        self.log_source = log_source
+        #: set once a report has shown this error, so the CLI does not repeat it
+        self.reported = False
 
     def user_message(self) -> str:
         """Return the one-line message shown after ``error:``."""
@@ -26,6 +41,7 @@ class UsageError(ServegenError):
     """The command line is wrong (bad flag value, missing file, existing destination)."""
 
     exit_code = 2
+    outcome = "usage error"
 
 
 class OptionError(UsageError):
@@ -41,24 +57,35 @@ class RenderError(ServegenError):
     """The template failed to render (a template bug or an unwritable destination)."""
 
     exit_code = 1
+    outcome = "render failed"
 
 
-class EnvironmentMissing(ServegenError):  # noqa: N818 - the name the harness imports
+class InternalError(ServegenError):
+    """A failure servegen did not foresee: a bug, reported in one line all the same."""
+
+    exit_code = 1
+    outcome = "failed"
+
+
+class EnvironmentMissing(ServegenError):  # noqa: N818 - named for the outcome it reports
     """A tool the command needs is absent: no Docker engine, no compose v2, no disk."""
 
     exit_code = 3
+    outcome = "environment missing"
 
 
-class BuildFailed(ServegenError):  # noqa: N818 - the name the harness imports
-    """The project's image did not build."""
+class BuildFailed(ServegenError):  # noqa: N818 - named for the outcome it reports
+    """Lint, the wheelhouse or the project's image build failed."""
 
     exit_code = 4
+    outcome = "build failed"
 
 
-class SmokeFailed(ServegenError):  # noqa: N818 - the name the harness imports
-    """The stack started but a smoke check (health, ready, predict, database) failed."""
+class SmokeFailed(ServegenError):  # noqa: N818 - named for the outcome it reports
+    """The stack did not start, did not get ready, answered wrongly, or leaked."""
 
     exit_code = 5
+    outcome = "smoke failed"
 
 
 class ChangesKept(ServegenError):  # noqa: N818 - a status: the render itself completed
@@ -71,3 +98,29 @@ class ChangesKept(ServegenError):  # noqa: N818 - a status: the render itself co
     """
 
     exit_code = 6
+    outcome = "changes kept"
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived during a run.
+
+    A BaseException (like KeyboardInterrupt), so that no ``except Exception`` of a step
+    swallows it; it still carries an exit code and an outcome word like the errors above.
+    """
+
+    outcome: ClassVar[str] = "interrupted"
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+        self.message = f"interrupted by {signal.Signals(signum).name}"
+        self.reported = False
+
+    @property
+    def exit_code(self) -> int:
+        """Return 128 + the signal number, as shells report a death by that signal."""
+        return 128 + self.signum
+
+    def user_message(self) -> str:
+        """Return the one-line message shown after ``error:``."""
+        return self.message

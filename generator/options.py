@@ -26,9 +26,6 @@ import yaml
 from generator.errors import OptionError, UsageError
 from generator.template import Template, on_sys_path
 
-#: How an option got its value, from weakest to strongest.
-SOURCES = ("default", "answers file", "--set", "prompt")
-
 
 @dataclass(frozen=True)
 class Question:
@@ -47,7 +44,6 @@ class Options:
 
     template: Template
     values: Mapping[str, Any]
-    explicit: frozenset[str]
 
     def __getitem__(self, key: str) -> Any:
         """Return one normalised answer (text, or a bool for yes/no options)."""
@@ -93,7 +89,7 @@ class OptionsBuilder:
             # exactly as written.
             value = value.strip()
         try:
-            normalised = self.template.rules.check_answer(key, value, self.template.choices)
+            normalised = self.template.rules.check_answer(key, value)
         except self.template.rules.RuleError as exc:
             raise _rule_error(exc, source) from exc
         self._given[key] = normalised
@@ -140,7 +136,7 @@ class OptionsBuilder:
         asked = self.template.keys[: self.template.keys.index(key) + 1]
         answered = {k: self.value(k) for k in asked}
         try:
-            self.template.rules.validate_partial(answered, self.template.choices, blame=key)
+            self.template.rules.validate_partial(answered, blame=key)
         except self.template.rules.RuleError as exc:
             if had:
                 self._given[key] = before
@@ -177,7 +173,7 @@ class OptionsBuilder:
             text=self.template.prompt(key),
             kind=rule.kind,
             default=shown,
-            choices=tuple(self.template.choices.get(key, ())),
+            choices=tuple(rule.choices),
         )
 
     def pending(self) -> Iterator[Question]:
@@ -190,15 +186,11 @@ class OptionsBuilder:
         """Check all answers together and return the immutable options."""
         values = {key: self.value(key) for key in self.template.keys}
         try:
-            normalised = self.template.rules.validate(values, self.template.choices)
+            normalised = self.template.rules.validate(values)
         except self.template.rules.RuleError as exc:
             source = self._source.get(exc.key)
             raise _rule_error(exc, source) from exc
-        return Options(
-            template=self.template,
-            values=MappingProxyType(normalised),
-            explicit=frozenset(self._given),
-        )
+        return Options(template=self.template, values=MappingProxyType(normalised))
 
 
 def render_default(template: Template, expression: str, answers: Mapping[str, Any]) -> str:

@@ -55,7 +55,7 @@ def describe(template: Template) -> list[OptionInfo]:
                 name=key,
                 kind=rule.kind,
                 default=default,
-                choices=list(template.choices.get(key, [])),
+                choices=list(rule.choices),
                 derived_from=template.derived_from(key),
                 prompt=template.prompt(key),
                 help=rule.help,

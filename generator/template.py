@@ -113,11 +113,6 @@ class Template:
         """Return the option names, in the order of cookiecutter.json."""
         return tuple(k for k in self.spec if not k.startswith("_"))
 
-    @cached_property
-    def choices(self) -> dict[str, list[str]]:
-        """Return option -> allowed values, for the choice options."""
-        return {k: list(v) for k, v in self.spec.items() if k in self.keys and isinstance(v, list)}
-
     def prompt(self, key: str) -> str:
         """Return the question text for an option."""
         prompts = self.spec.get("__prompts__", {})
@@ -156,5 +151,13 @@ def load_template(path: Path | None = None, name: str = DEFAULT_TEMPLATE) -> Tem
         raise RenderError(
             f"template {folder}: cookiecutter.json options {list(template.keys)} differ"
             f" from servegen_rules.RULES {list(rules.ORDER)}"
+        )
+    # A list in cookiecutter.json is a choice prompt there; the rules must check it as one.
+    listed = [key for key in template.keys if isinstance(spec[key], list)]
+    choice_rules = [key for key in template.keys if template.rule(key).kind == "choice"]
+    if listed != choice_rules:
+        raise RenderError(
+            f"template {folder}: cookiecutter.json lists choices for {listed}, but"
+            f" servegen_rules.RULES has choice rules for {choice_rules}"
         )
     return template

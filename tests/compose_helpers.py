@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from generator.harness.errors import EnvironmentMissing
+from generator.errors import EnvironmentMissing
 from generator.harness.preflight import find_compose
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from http_stub import StubServer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_DIR = REPO_ROOT / "templates" / "torch-fastapi"
@@ -31,6 +32,13 @@ def _unavailable(reason: str) -> None:
     if _require_docker():
         pytest.fail(f"Docker engine required (SERVEGEN_REQUIRE_DOCKER=1) but {reason}")
     pytest.skip(f"no Docker engine: {reason}")
+
+
+@pytest.fixture
+def http_stub() -> Iterator[StubServer]:
+    """A small HTTP server on 127.0.0.1 that answers what the test sets."""
+    with StubServer() as stub:
+        yield stub
 
 
 @pytest.fixture(scope="session")

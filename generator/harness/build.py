@@ -11,9 +11,9 @@ import sys
 import time
 from typing import Any, TextIO
 
+from generator.errors import BuildFailed
 from generator.harness import proc
 from generator.harness.compose import ComposeRun
-from generator.harness.errors import BuildFailed
 from generator.harness.overlay import APP
 
 
@@ -46,14 +46,10 @@ def build_error(lines: list[str], limit: int = 200) -> str:
     A tool's own error inside a step (pip's "No matching distribution") says more than
     BuildKit's generic "process ... did not complete", which says more than nothing.
     """
-    meaningful = [line.strip() for line in lines if line.strip()]
     generic = re.compile(r"^#\d+ ERROR: process .* did not complete")
-    candidates = [
-        [line for line in meaningful if "ERROR:" in line and not generic.match(line)],
-        [line for line in meaningful if "failed to solve" in line or "ERROR:" in line],
-        meaningful,
-    ]
-    text = next((found[-1] for found in candidates if found), "no output")
+    own = [line for line in lines if "ERROR:" in line and not generic.match(line.strip())]
+    buildkit = [line for line in lines if "failed to solve" in line or "ERROR:" in line]
+    text = proc.last_line(own, "") or proc.last_line(buildkit, "") or proc.last_line(lines)
     text = re.sub(r"^#\d+ (\d+\.\d+ )?", "", text)  # BuildKit's step and time prefix
     return text if len(text) <= limit else text[: limit - 3] + "..."
 

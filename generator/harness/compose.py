@@ -8,7 +8,7 @@ and the same interpolation variables (``APP_IMAGE``, ``MYSQL_IMAGE``, ``MODEL_*`
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,15 +17,15 @@ from generator.harness import proc
 from generator.harness.preflight import Compose
 
 
-@dataclass
+@dataclass(frozen=True)
 class ComposeRun:
-    """Compose invocations bound to one run."""
+    """Compose invocations bound to one run (a changed view is a new value)."""
 
     compose: Compose
     name: str
     project_dir: Path
-    files: list[Path]
-    env: dict[str, str] = field(default_factory=dict)
+    files: tuple[Path, ...]
+    env: Mapping[str, str] = field(default_factory=dict)
 
     def argv(self, *args: str, progress: str | None = None) -> list[str]:
         """Return the full command line for ``compose <args>``."""
@@ -57,7 +57,7 @@ class ComposeRun:
         """Return the merged, interpolated model as ``compose config`` resolves it."""
         result = self.run("config", "--format", "json")
         if not result.ok:
-            raise ValueError(_last_error(result.lines))
+            raise ValueError(proc.last_line(result.lines, "compose failed without a message"))
         # Warnings share the stream; the JSON document starts at a line that is just "{".
         starts = [i for i, line in enumerate(result.lines) if line.strip() == "{"]
         model = json.loads("\n".join(result.lines[starts[0] :])) if starts else None
@@ -68,8 +68,3 @@ class ComposeRun:
     def down_command(self) -> str:
         """Return the exact command a person runs to remove a kept stack."""
         return " ".join([*self.compose.command, "--project-name", self.name, "down", "--volumes"])
-
-
-def _last_error(lines: list[str]) -> str:
-    meaningful = [line.strip() for line in lines if line.strip()]
-    return meaningful[-1] if meaningful else "compose failed without a message"

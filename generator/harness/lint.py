@@ -9,9 +9,9 @@ from __future__ import annotations
 import shutil
 from typing import Any
 
+from generator.errors import BuildFailed
 from generator.harness import proc
 from generator.harness.compose import ComposeRun
-from generator.harness.errors import BuildFailed
 from generator.harness.project import Project
 
 

@@ -1,4 +1,4 @@
-"""The smoke overlay: a compose file the harness writes beside (never into) the project.
+"""The smoke overlay: a compose file the harness writes in its scratch folder, not the project.
 
 Layered after the project's ``compose.yaml`` it
 - labels every service, network and volume with ``io.servegen.run=<run id>`` so clean-up
@@ -7,8 +7,10 @@ Layered after the project's ``compose.yaml`` it
   project's port list instead of appending to it);
 - passes the build arguments of ``--base-image`` and ``--wheelhouse``;
 - adds ``model-server``, a service from the app image that makes the demo model and
-  serves it over HTTP inside the compose network, and points the downloader at it with
-  the model's sha256, so the real download-and-verify path runs;
+  serves it over HTTP inside the compose network, and points the downloader at it, so
+  the real download-and-verify path runs. The model's sha256 is only known once the
+  image is built, so the overlay takes it from the ``MODEL_SHA256`` variable of the
+  compose call (:data:`MODEL_SHA256_REF`) and is written once, before the build;
 - points the secrets at throw-away files when the project has none (a fresh clone).
 """
 
@@ -26,8 +28,10 @@ DOWNLOADER = "model-downloader"
 MODEL_SERVER = "model-server"
 MODEL_SERVER_PORT = 8765
 MODEL_SERVER_DIR = "/tmp/servegen-demo"  # noqa: S108 - a path inside the container
-#: A well-formed checksum for runs where the real one is not known yet (lint, build).
+#: A well-formed checksum for compose calls made before the real one is known (lint, build).
 PLACEHOLDER_SHA256 = "0" * 64
+#: The overlay's value of MODEL_SHA256: interpolated by compose from its environment.
+MODEL_SHA256_REF = "${MODEL_SHA256}"
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,6 @@ class OverlaySpec:
     networks: tuple[str, ...] = ("default",)
     volumes: tuple[str, ...] = ()
     build_args: dict[str, str] = field(default_factory=dict)
-    model_sha256: str = PLACEHOLDER_SHA256
     secret_files: dict[str, Path] = field(default_factory=dict)
     #: services whose environment names MODEL_URL or MODEL_SHA256 (they all get ours)
     model_env_services: tuple[str, ...] = (DOWNLOADER,)
@@ -120,7 +123,7 @@ def build_overlay(spec: OverlaySpec) -> dict[str, Any]:
     app["build"] = {"labels": dict(spec.labels)}
     if spec.build_args:
         app["build"]["args"] = dict(spec.build_args)
-    model_env = {"MODEL_URL": spec.model_url, "MODEL_SHA256": spec.model_sha256}
+    model_env = {"MODEL_URL": spec.model_url, "MODEL_SHA256": MODEL_SHA256_REF}
     for name in spec.model_env_services:
         services.setdefault(name, {"labels": dict(spec.labels)})["environment"] = dict(model_env)
     if DOWNLOADER in services:
@@ -178,7 +181,7 @@ def _model_server(spec: OverlaySpec) -> dict[str, Any]:
 
 def dump_overlay(overlay: dict[str, Any]) -> str:
     """Return the overlay as YAML text, with the ``!override`` tag where needed."""
-    header = "# Written by `servegen test` for one run; the project's files are unchanged.\n"
+    header = "# Written by `servegen test` for one run; layered over the project's compose.yaml.\n"
     body = yaml.dump(overlay, Dumper=_Dumper, sort_keys=False, default_flow_style=False)
     return header + body
 

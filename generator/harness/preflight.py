@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from generator.harness.errors import EnvironmentMissing
+from generator.errors import EnvironmentMissing
 
 #: Free space needed for a torch image build (the image alone is over 1 GB, and BuildKit
 #: keeps its cache and the unpacked wheels beside it).

@@ -9,12 +9,11 @@ from __future__ import annotations
 import json
 import re
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-from generator.harness.errors import SmokeFailed
+from generator.errors import SmokeFailed
+from generator.harness import loopback, proc
 
 #: Request ids are interpolated into SQL, so only these characters are accepted.
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -23,16 +22,10 @@ _DB_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 
 def post_json(url: str, body: bytes, timeout: float = 30.0) -> tuple[int, bytes]:
     """POST raw bytes as JSON; return status and body (HTTP errors included)."""
-    request = urllib.request.Request(  # noqa: S310 - the URL is the app on loopback
-        url, data=body, method="POST", headers={"Content-Type": "application/json"}
-    )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            return int(response.status), response.read()
-    except urllib.error.HTTPError as exc:
-        return int(exc.code), exc.read()
-    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
-        raise SmokeFailed(f"POST {url} got no answer ({exc})") from None
+        return loopback.request(url, body, timeout=timeout)
+    except loopback.NoAnswer as exc:
+        raise SmokeFailed(f"POST {url} got no answer ({exc.reason})") from None
 
 
 def count_inputs(body: Any) -> int | None:
@@ -108,17 +101,13 @@ def prediction_row(
         f'exec mysql -uroot --batch --skip-column-names {db_name} -e "{query}"'
     )
     begin = time.monotonic()
-    last = ""
     while True:
         code, output = db_container.exec_run(["sh", "-c", script], demux=False)
-        text = (output or b"").decode("utf-8", "replace").strip()
-        if code == 0 and text.splitlines() and text.splitlines()[-1].strip().isdigit():
-            count = int(text.splitlines()[-1].strip())
-            if count >= 1:
-                return {"rows": count, "seconds": round(time.monotonic() - begin, 1)}
+        last = proc.last_line((output or b"").decode("utf-8", "replace"), f"mysql exited {code}")
+        if code == 0 and last.isdigit():
+            if int(last) >= 1:
+                return {"rows": int(last), "seconds": round(time.monotonic() - begin, 1)}
             last = "no row yet"
-        else:
-            last = text.splitlines()[-1] if text else f"mysql exited {code}"
         if time.monotonic() - begin > within:
             raise SmokeFailed(
                 f"no row for request {request_id} in {db_name}.predictions "

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -39,6 +39,19 @@ class Result:
     def tail(self, count: int = 50) -> list[str]:
         """Return the last ``count`` lines of output."""
         return self.lines[-count:]
+
+
+def last_line(output: str | Iterable[str], default: str = "no output") -> str:
+    """Return the last line of a log that is not blank, stripped (``default`` for none).
+
+    What a failing tool prints last is usually why it failed: the harness and the
+    benchmarks quote it in their one-line messages.
+    """
+    lines = output.splitlines() if isinstance(output, str) else list(output)
+    for line in reversed(lines):
+        if line.strip():
+            return line.strip()
+    return default
 
 
 def run(

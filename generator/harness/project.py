@@ -1,8 +1,12 @@
-"""What the harness needs to know about a generated project, read without changing it.
+"""What the harness needs to know about a generated project, read from its files.
 
-The answers recorded in ``.servegen-answers.yml`` give the slug, port and database name;
-a project rendered by an older template or edited by hand falls back to the directory
-name and the contract's defaults (docs/architecture.md).
+The harness edits none of the project's files; the one thing it writes into a project
+is wheels, into ``wheels/``, when ``--wheelhouse`` asks for an offline build.
+
+The answers recorded in ``.servegen-answers.yml`` (read by the generator's own loader)
+give the slug, port and database name; a project rendered by an older template or
+edited by hand falls back to the directory name, the template's derivations and the
+contract's defaults (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -13,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from generator.errors import UsageError
+from generator.options import load_answers_file
+from generator.template import load_template
+from generator.update import ANSWERS_FILE
 
-from generator.harness.errors import UsageError
-
-ANSWERS_FILE = ".servegen-answers.yml"
 SAMPLE_REQUEST = Path("examples") / "predict_request.json"
 REQUIRED_FILES = ("compose.yaml", "Dockerfile", "requirements.txt", str(SAMPLE_REQUEST))
 SECRET_NAMES = ("db_password", "db_root_password")
@@ -62,7 +66,7 @@ def load_project(root: Path) -> Project:
         raise UsageError(
             f"{root} does not look like a generated project (missing {', '.join(missing)})"
         )
-    answers = _read_answers(root / ANSWERS_FILE)
+    answers = _recorded_answers(root)
     try:
         json.loads((root / SAMPLE_REQUEST).read_text(encoding="utf-8"))
     except (ValueError, OSError) as exc:
@@ -72,7 +76,7 @@ def load_project(root: Path) -> Project:
         api_port = int(answers.get("api_port", 8000))
     except (TypeError, ValueError):
         raise UsageError(f"{ANSWERS_FILE}: api_port is not a number") from None
-    package = str(answers.get("package_name") or slug.replace("-", "_"))
+    package = str(answers.get("package_name") or _derive_package(slug))
     dockerfile = (root / "Dockerfile").read_text(encoding="utf-8")
     match = _ARG_BASE.search(dockerfile)
     return Project(
@@ -86,11 +90,13 @@ def load_project(root: Path) -> Project:
     )
 
 
-def _read_answers(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise UsageError(f"{path} is not valid YAML ({exc.__class__.__name__})") from None
-    return data if isinstance(data, dict) else {}
+def _recorded_answers(root: Path) -> dict[str, Any]:
+    """Return the project's recorded answers (an empty mapping when it has none)."""
+    path = root / ANSWERS_FILE
+    return load_answers_file(path) if path.is_file() else {}
+
+
+def _derive_package(slug: str) -> str:
+    """Return the package name the template derives from ``slug`` (its rule, not a copy)."""
+    derived: str = load_template().rules.derive_package(slug)
+    return derived

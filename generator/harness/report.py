@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from generator.harness.errors import HarnessError, Interrupted
+from generator.errors import Interrupted, ServegenError
 
 #: Bumped when the JSON layout changes in a way a reader would notice.
 JSON_FORMAT_VERSION = 1
@@ -85,7 +85,7 @@ class Report:
         begin = time.monotonic()
         try:
             yield step
-        except HarnessError as exc:
+        except ServegenError as exc:
             step.status = FAILED
             step.message = exc.message
             if exc.log_tail and not step.log_tail:
@@ -103,17 +103,25 @@ class Report:
         finally:
             step.seconds = time.monotonic() - begin
 
+    def find(self, name: str) -> Step | None:
+        """Return the step called ``name``, or None when the run never got there."""
+        return next((step for step in self.steps if step.name == name), None)
+
     def skip(self, name: str, message: str) -> Step:
         """Record a step that did not run, with the reason."""
         step = Step(name, status=SKIPPED, message=message)
         self.steps.append(step)
         return step
 
-    def finish(self, exit_code: int, outcome: str, message: str = "") -> None:
-        """Close the report with the run's result."""
-        self.exit_code = exit_code
-        self.outcome = outcome
-        self.message = message
+    def finish(self, error: ServegenError | Interrupted | None) -> None:
+        """Close the report with the run's result: passed, or the error that ended it.
+
+        The exit code and the outcome word are the error's own.
+        """
+        if error is not None:
+            self.exit_code = error.exit_code
+            self.outcome = error.outcome
+            self.message = error.message
         self.seconds = time.monotonic() - self.started
 
     @property

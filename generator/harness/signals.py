@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-from generator.harness.errors import Interrupted
+from generator.errors import Interrupted
 
 HANDLED = (signal.SIGINT, signal.SIGTERM)
 

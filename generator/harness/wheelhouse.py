@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from generator.errors import BuildFailed, UsageError
 from generator.harness import proc
-from generator.harness.errors import BuildFailed, UsageError
 from generator.harness.project import Project
 
 WHEELS_DIR = "wheels"

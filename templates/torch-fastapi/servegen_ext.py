@@ -18,57 +18,37 @@ from jinja2 import Environment
 from jinja2.ext import Extension
 
 
-def toml_str(value: Any) -> str:
-    """Quote text as a TOML basic string (double-quoted, escaped per TOML 1.0)."""
-    out = ['"']
-    for ch in str(value):
-        code = ord(ch)
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch == "\r":
-            out.append("\\r")
-        elif code < 0x20 or code == 0x7F:
-            out.append(f"\\u{code:04X}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
-
-
 def json_str(value: Any) -> str:
     """Dump a value as JSON, non-ASCII kept as is (files are UTF-8)."""
     return json.dumps(value, ensure_ascii=False)
 
 
-#: Characters YAML 1.1/1.2 readers refuse raw (outside its printable set) or treat as
-#: line breaks. Ref: YAML 1.2.2 spec, section 5.1 "Character Set".
-_YAML_NOT_PRINTABLE = frozenset((0x2028, 0x2029, 0xFEFF, 0xFFFE, 0xFFFF))
+def _must_escape(code: int) -> bool:
+    r"""Tell whether a character goes into a quoted string as ``\uXXXX``.
 
-
-def _yaml_needs_escape(code: int) -> bool:
+    The union of what TOML basic strings forbid raw (C0 controls, DEL) and what YAML
+    readers refuse raw or read as a line break (C1 controls, surrogates, U+2028,
+    U+2029, the byte-order mark, U+FFFE, U+FFFF). Ref: TOML 1.0 "String"; YAML 1.2.2
+    section 5.1 "Character Set".
+    """
     return (
         code < 0x20
         or 0x7F <= code <= 0x9F
         or 0xD800 <= code <= 0xDFFF
-        or code in _YAML_NOT_PRINTABLE
+        or code in (0x2028, 0x2029, 0xFEFF, 0xFFFE, 0xFFFF)
     )
 
 
-def yaml_str(value: Any) -> str:
-    """Quote text as a YAML double-quoted scalar.
+def quote_str(value: Any) -> str:
+    r"""Quote text as one double-quoted string that TOML, YAML and JSON all read back.
 
-    JSON string syntax is a subset of YAML's double-quoted style; characters outside
-    the printable set are escaped so strict YAML readers accept the file.
+    A TOML basic string, a YAML double-quoted scalar and a JSON string share this
+    syntax: ``\"``, ``\\``, ``\n``, ``\t`` and ``\uXXXX`` escapes mean the same in all
+    three, so one quoter serves every structured file the template writes. (A lone
+    surrogate is not text: the rules refuse it, and no UTF-8 file could hold it.)
     """
     out = ['"']
     for ch in str(value):
-        code = ord(ch)
         if ch == '"':
             out.append('\\"')
         elif ch == "\\":
@@ -77,8 +57,8 @@ def yaml_str(value: Any) -> str:
             out.append("\\n")
         elif ch == "\t":
             out.append("\\t")
-        elif _yaml_needs_escape(code):
-            out.append(f"\\u{code:04X}")
+        elif _must_escape(ord(ch)):
+            out.append(f"\\u{ord(ch):04X}")
         else:
             out.append(ch)
     out.append('"')
@@ -104,12 +84,6 @@ def md_text(value: Any) -> str:
     return escaped.replace("\n", "\\\n")
 
 
-def md_unescape(text: str) -> str:
-    """Inverse of :func:`md_text`, used by the tests to read text back."""
-    text = text.replace("\\\n", "\n")
-    return re.sub(r"\\([\\`*_{}\[\]()<>#+\-.!|~&:\"'=$%@^])", r"\1", text)
-
-
 def comment_text(value: Any) -> str:
     """Text for a single-line ``#`` comment: newlines folded to spaces."""
     return " ".join(str(value).split())
@@ -126,7 +100,7 @@ def yaml_answer(value: Any, key: str) -> str:
         return str(int(value))
     if kind == "bool":
         return "true" if servegen_rules.check_bool(key, value) else "false"
-    return yaml_str(value)
+    return quote_str(value)
 
 
 def torch_compat(version: str, field: str) -> Any:
@@ -141,9 +115,10 @@ class ServegenExtension(Extension):
         super().__init__(environment)
         environment.filters["servegen_slug"] = servegen_rules.derive_slug
         environment.filters["servegen_package"] = servegen_rules.derive_package
-        environment.filters["toml_str"] = toml_str
+        # One quoter under the two names the template's files use for TOML and YAML.
+        environment.filters["toml_str"] = quote_str
+        environment.filters["yaml_str"] = quote_str
         environment.filters["json_str"] = json_str
-        environment.filters["yaml_str"] = yaml_str
         environment.filters["py_str"] = py_str
         environment.filters["md_text"] = md_text
         environment.filters["comment_text"] = comment_text

@@ -2,21 +2,26 @@
 
 This module is the single home of every rule about the template's answers. It is
 imported by the template's ``pre_gen_project`` hook (plain ``cookiecutter`` path), by
-its Jinja extension (derived defaults), and by servegen's ``generator.options``, so the
-two ways of rendering the template cannot disagree. It uses the standard library only:
-plain ``cookiecutter`` must work with nothing but cookiecutter installed.
+its Jinja extension (derived defaults), and by servegen's ``generator.options``; all
+three call the same functions, so the two ways of rendering the template cannot
+disagree. It uses the standard library only: plain ``cookiecutter`` must work with
+nothing but cookiecutter installed.
 
-Names, defaults and choices live in ``cookiecutter.json``; help text, types and checks
-live here; the torch/Python compatibility table is data in ``torch_compat.json``.
+Names, defaults and choices live in ``cookiecutter.json`` (read here once, for the
+choices); :data:`RULES` is one table of everything else per option: kind, help text,
+check, derivation. The torch/Python compatibility table is data in ``torch_compat.json``.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import keyword
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -88,8 +93,21 @@ class RuleError(ValueError):
         super().__init__(f"{key}: {reason}")
 
 
+@functools.cache
+def template_spec() -> dict[str, Any]:
+    """Return this template's ``cookiecutter.json``, read once: the home of the choices."""
+    spec: dict[str, Any] = json.loads(
+        (TEMPLATE_DIR / "cookiecutter.json").read_text(encoding="utf-8")
+    )
+    return spec
+
+
+@functools.cache
 def load_compat() -> dict[str, dict[str, Any]]:
-    """Return the torch compatibility table (torch version -> facts)."""
+    """Return the torch compatibility table (torch version -> facts), read once.
+
+    The table is shared by every caller: read it, never change it.
+    """
     data = json.loads((TEMPLATE_DIR / "torch_compat.json").read_text(encoding="utf-8"))
     versions: dict[str, dict[str, Any]] = data["versions"]
     return versions
@@ -113,7 +131,8 @@ def derive_package(slug: str) -> str:
 
 
 # ---------------------------------------------------------------------------------
-# Checks: each takes the raw value and returns the normalised string, or raises.
+# Checks: each takes the option's name and the raw value, and returns the normalised
+# value (text, or a bool for yes/no options), or raises RuleError.
 
 
 def _text(key: str, value: Any, *, multiline: bool, max_len: int = MAX_TEXT_LEN) -> str:
@@ -134,60 +153,54 @@ def _text(key: str, value: Any, *, multiline: bool, max_len: int = MAX_TEXT_LEN)
     return value
 
 
-def check_project_name(value: Any) -> str:
+def check_project_name(key: str, value: Any) -> str:
     """Check a human name: not blank, no path parts, starts with a letter."""
-    text = _text("project_name", value, multiline=False, max_len=MAX_NAME_LEN)
+    text = _text(key, value, multiline=False, max_len=MAX_NAME_LEN)
     if not text.strip():
-        raise RuleError("project_name", "must not be empty or spaces only")
+        raise RuleError(key, "must not be empty or spaces only")
     if "/" in text or "\\" in text or ".." in text:
-        raise RuleError("project_name", "must not contain '/', '\\' or '..'")
+        raise RuleError(key, "must not contain '/', '\\' or '..'")
     if not text.strip()[0].isalpha():
-        raise RuleError("project_name", "must start with a letter")
+        raise RuleError(key, "must start with a letter")
     if text != text.strip():
-        raise RuleError("project_name", "must not start or end with spaces")
+        raise RuleError(key, "must not start or end with spaces")
     return text
 
 
-def check_slug(value: Any) -> str:
+def check_slug(key: str, value: Any) -> str:
     """Check a slug (directory and distribution name): a-z, 0-9 and single dashes."""
-    text = _text("project_slug", value, multiline=False, max_len=MAX_NAME_LEN)
+    text = _text(key, value, multiline=False, max_len=MAX_NAME_LEN)
     if not text:
         raise RuleError(
-            "project_slug",
-            "is empty (the project name has no ASCII letters or digits: set project_slug)",
+            key, "is empty (the project name has no ASCII letters or digits: set project_slug)"
         )
     if not SLUG_RE.match(text):
         raise RuleError(
-            "project_slug",
-            f"{text!r} must start with a letter and hold only a-z, 0-9 and single '-'",
+            key, f"{text!r} must start with a letter and hold only a-z, 0-9 and single '-'"
         )
     return text
 
 
-def check_package(value: Any) -> str:
+def check_package(key: str, value: Any) -> str:
     """Check a package name: importable, not a keyword, not a dependency's name."""
-    text = _text("package_name", value, multiline=False, max_len=MAX_NAME_LEN)
+    text = _text(key, value, multiline=False, max_len=MAX_NAME_LEN)
     if not PACKAGE_RE.match(text):
-        raise RuleError(
-            "package_name", f"{text!r} must start with a letter and hold only a-z, 0-9 and '_'"
-        )
+        raise RuleError(key, f"{text!r} must start with a letter and hold only a-z, 0-9 and '_'")
     if keyword.iskeyword(text) or keyword.issoftkeyword(text):
-        raise RuleError("package_name", f"{text!r} is a Python keyword")
+        raise RuleError(key, f"{text!r} is a Python keyword")
     if text in SHADOWED_NAMES:
-        raise RuleError("package_name", f"{text!r} would shadow a module the service imports")
+        raise RuleError(key, f"{text!r} would shadow a module the service imports")
     return text
 
 
-def check_db_name(value: Any) -> str:
+def check_db_name(key: str, value: Any) -> str:
     """Check a MySQL identifier, kept to a portable subset."""
-    text = _text("db_name", value, multiline=False, max_len=64)
+    text = _text(key, value, multiline=False, max_len=64)
     if not DB_NAME_RE.match(text):
-        raise RuleError(
-            "db_name", f"{text!r} must start with a letter and hold only A-Z, a-z, 0-9, '_'"
-        )
+        raise RuleError(key, f"{text!r} must start with a letter and hold only A-Z, a-z, 0-9, '_'")
     if text.lower() in SYSTEM_SCHEMAS:
         raise RuleError(
-            "db_name",
+            key,
             f"{text!r} is a MySQL system schema; the service's user would be granted"
             " MySQL's own tables (choose a name of your own)",
         )
@@ -211,11 +224,6 @@ def _int(key: str, value: Any, low: int, high: int) -> str:
     return str(number)
 
 
-def check_port(value: Any) -> str:
-    """Check an unprivileged TCP port."""
-    return _int("api_port", value, 1024, 65535)
-
-
 TRUE_WORDS = ("true", "yes", "y", "on", "1")
 FALSE_WORDS = ("false", "no", "n", "off", "0")
 
@@ -231,77 +239,136 @@ def check_bool(key: str, value: Any) -> bool:
     raise RuleError(key, f"must be yes or no, got {value!r}")
 
 
-def check_choice(key: str, value: Any, allowed: list[str]) -> str:
-    """Check that a choice answer is one of the listed values, given as text."""
+def choices_of(key: str) -> list[str]:
+    """Return the values ``cookiecutter.json`` lists for an option ([] for a free one)."""
+    listed = template_spec().get(key)
+    return [str(choice) for choice in listed] if isinstance(listed, list) else []
+
+
+def check_choice(key: str, value: Any) -> str:
+    """Check that a choice answer is one of the values listed in cookiecutter.json."""
     if isinstance(value, bool) or not isinstance(value, str):
         # A YAML answers file turns an unquoted 3.10 into the number 3.1: say so
         # instead of comparing a number with the text choices.
         raise RuleError(key, f"must be text (quote it), got the {type(value).__name__} {value!r}")
+    allowed = choices_of(key)
     if value not in allowed:
         raise RuleError(key, f"{value!r} is not one of: {', '.join(allowed)}")
     return value
 
 
+# ---------------------------------------------------------------------------------
+# The table: one rule per option, in the order of cookiecutter.json.
+
+
 @dataclass(frozen=True)
 class Rule:
-    """What servegen knows about one option beyond its name, default and choices."""
+    """What servegen knows about one option beyond its name and default."""
 
+    key: str
     kind: str  # "text", "int", "bool", "choice"
     help: str
+    #: ``check(key, value)``: the normalised value, or RuleError
+    check: Callable[[str, Any], Any]
     derived: bool = False  # its default is computed from earlier answers
 
+    @property
+    def choices(self) -> list[str]:
+        """Return the allowed values of a choice option ([] for the others)."""
+        return choices_of(self.key) if self.kind == "choice" else []
 
-RULES: dict[str, Rule] = {
-    "project_name": Rule("text", "Human-readable name; the slug and package are derived from it."),
-    "project_slug": Rule(
-        "text", "Directory, distribution and image name (a-z, 0-9, '-').", derived=True
-    ),
-    "package_name": Rule(
-        "text", "Import name of the service package (a-z, 0-9, '_').", derived=True
-    ),
-    "description": Rule("text", "One line (or a few) describing the service; any text."),
-    "author": Rule("text", "Author or owning team; any text."),
-    "python_version": Rule("choice", "Python of the image and the project's venv."),
-    "torch_version": Rule("choice", "PyTorch release; must support the chosen Python."),
-    "accelerator": Rule("choice", "cpu builds from the CPU wheel index; cuda reserves a GPU."),
-    "model_format": Rule("choice", "Serialisation of the served model."),
-    "api_port": Rule("int", "Port the service listens on inside the container (1024-65535)."),
-    "db_name": Rule(
+    def normalise(self, value: Any) -> Any:
+        """Check one answer on its own; return it normalised, or raise RuleError."""
+        return self.check(self.key, value)
+
+
+def _rule_table(*rules: Rule) -> dict[str, Rule]:
+    return {rule.key: rule for rule in rules}
+
+
+RULES: dict[str, Rule] = _rule_table(
+    Rule(
+        "project_name",
         "text",
-        "MySQL database that receives the prediction log (not one of MySQL's own schemas).",
+        "Human-readable name; the slug and package are derived from it.",
+        check_project_name,
+    ),
+    Rule(
+        "project_slug",
+        "text",
+        "Directory, distribution and image name (a-z, 0-9, '-').",
+        check_slug,
         derived=True,
     ),
-    "batching": Rule("bool", "Gather concurrent requests into one forward pass."),
-    "batch_max_size": Rule("int", "Most items run in one forward pass (1-4096)."),
-    "batch_max_wait_ms": Rule("int", "Longest a request waits for a batch to fill (0-1000 ms)."),
-}
+    Rule(
+        "package_name",
+        "text",
+        "Import name of the service package (a-z, 0-9, '_').",
+        check_package,
+        derived=True,
+    ),
+    Rule(
+        "description",
+        "text",
+        "One line (or a few) describing the service; any text.",
+        partial(_text, multiline=True),
+    ),
+    Rule(
+        "author",
+        "text",
+        "Author or owning team; any text.",
+        partial(_text, multiline=False, max_len=200),
+    ),
+    Rule("python_version", "choice", "Python of the image and the project's venv.", check_choice),
+    Rule(
+        "torch_version",
+        "choice",
+        "PyTorch release; must support the chosen Python.",
+        check_choice,
+    ),
+    Rule(
+        "accelerator",
+        "choice",
+        "cpu builds from the CPU wheel index; cuda reserves a GPU.",
+        check_choice,
+    ),
+    Rule("model_format", "choice", "Serialisation of the served model.", check_choice),
+    Rule(
+        "api_port",
+        "int",
+        "Port the service listens on inside the container (1024-65535).",
+        partial(_int, low=1024, high=65535),
+    ),
+    Rule(
+        "db_name",
+        "text",
+        "MySQL database that receives the prediction log (not one of MySQL's own schemas).",
+        check_db_name,
+        derived=True,
+    ),
+    Rule("batching", "bool", "Gather concurrent requests into one forward pass.", check_bool),
+    Rule(
+        "batch_max_size",
+        "int",
+        "Most items run in one forward pass (1-4096).",
+        partial(_int, low=1, high=4096),
+    ),
+    Rule(
+        "batch_max_wait_ms",
+        "int",
+        "Longest a request waits for a batch to fill (0-1000 ms).",
+        partial(_int, low=0, high=1000),
+    ),
+)
 
 ORDER = tuple(RULES)
 
 
-def check_answer(key: str, value: Any, choices: dict[str, list[str]]) -> Any:
+def check_answer(key: str, value: Any) -> Any:
     """Check one answer on its own; return it normalised (text, or a bool)."""
     if key not in RULES:
         raise RuleError(key, "is not an option of this template")
-    if key in choices:
-        return check_choice(key, value, choices[key])
-    if key in _CHECKS:
-        return _CHECKS[key](value)
-    raise RuleError(key, "has no check (template error)")  # pragma: no cover
-
-
-_CHECKS: dict[str, Any] = {
-    "project_name": check_project_name,
-    "project_slug": check_slug,
-    "package_name": check_package,
-    "description": lambda v: _text("description", v, multiline=True),
-    "author": lambda v: _text("author", v, multiline=False, max_len=200),
-    "api_port": check_port,
-    "db_name": check_db_name,
-    "batching": lambda v: check_bool("batching", v),
-    "batch_max_size": lambda v: _int("batch_max_size", v, 1, 4096),
-    "batch_max_wait_ms": lambda v: _int("batch_max_wait_ms", v, 0, 1000),
-}
+    return RULES[key].normalise(value)
 
 
 def check_combination(answers: dict[str, Any], blame: str = "python_version") -> None:
@@ -322,19 +389,16 @@ def check_combination(answers: dict[str, Any], blame: str = "python_version") ->
         )
 
 
-def validate_partial(
-    answers: dict[str, Any], choices: dict[str, list[str]], blame: str = "python_version"
-) -> dict[str, Any]:
+def validate_partial(answers: dict[str, Any], blame: str = "python_version") -> dict[str, Any]:
     """Check the answers given so far (used while prompting); return them normalised."""
-    out = {key: check_answer(key, answers[key], choices) for key in ORDER if key in answers}
+    out = {key: check_answer(key, answers[key]) for key in ORDER if key in answers}
     check_combination(out, blame)
     return out
 
 
-def validate(answers: dict[str, Any], choices: dict[str, list[str]]) -> dict[str, Any]:
+def validate(answers: dict[str, Any]) -> dict[str, Any]:
     """Check every answer; return them normalised (strings, booleans) in a new dict.
 
-    ``choices`` maps each choice option to its allowed values (from cookiecutter.json).
     Keys starting with ``_`` are cookiecutter's own and are ignored. Raises RuleError
     for the first answer that breaks a rule.
     """
@@ -344,4 +408,4 @@ def validate(answers: dict[str, Any], choices: dict[str, list[str]]) -> dict[str
     missing = [k for k in ORDER if k not in answers]
     if missing:
         raise RuleError(missing[0], "has no value")
-    return validate_partial(answers, choices)
+    return validate_partial(answers)

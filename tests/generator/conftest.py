@@ -33,10 +33,7 @@ def matrix() -> list[tuple[str, dict[str, Any]]]:
     """Return (id, answers) for every valid combination of the interacting options."""
     template = load_template()
     rules = template.rules
-    values = [
-        template.choices.get(key, [True, False]) if key != "batching" else [True, False]
-        for key in INTERACTING
-    ]
+    values = [template.rule(key).choices or [True, False] for key in INTERACTING]
     combos = []
     for combo in itertools.product(*values):
         answers = dict(zip(INTERACTING, combo, strict=True))

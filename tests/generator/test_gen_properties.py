@@ -24,9 +24,10 @@ import yaml
 from gen_helpers import TEMPLATE_DIR, parse, servegen, strings_in
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from markdown_text import md_unescape
 
 sys.path.insert(0, str(TEMPLATE_DIR))
-from servegen_ext import comment_text, md_unescape
+from servegen_ext import comment_text
 
 sys.path.remove(str(TEMPLATE_DIR))
 

@@ -198,7 +198,6 @@ def test_derived_values_follow_until_set() -> None:
         "core",
         "core",
     )
-    assert options.explicit == frozenset({"project_name", "package_name"})
 
 
 def test_options_are_immutable() -> None:
@@ -206,7 +205,7 @@ def test_options_are_immutable() -> None:
     with pytest.raises(TypeError):
         options.values["api_port"] = "1"  # type: ignore[index]
     with pytest.raises(AttributeError):
-        options.explicit = frozenset()  # type: ignore[misc]
+        options.values = {}  # type: ignore[misc]
 
 
 def test_force_updates_the_generated_files_and_keeps_secrets(tmp_path: Path) -> None:
@@ -328,6 +327,10 @@ def test_options_match_cookiecutter_json() -> None:
     assert set(spec["__prompts__"]) == set(names)
     for key in names:
         assert template.rule(key).help
+        # A rule's choices are cookiecutter.json's list (the prompt's), nothing else.
+        assert template.rule(key).choices == (spec[key] if isinstance(spec[key], list) else [])
+    # Read once: every caller shares the one table.
+    assert template.rules.load_compat() is template.rules.load_compat()
 
 
 def test_a_hook_refusal_is_one_line_and_leaves_nothing(

@@ -25,7 +25,7 @@ def project_dir(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def compose_command() -> tuple[str, ...]:
     """The Compose v2 command line, or a skip (a failure where Docker is required)."""
-    from generator.harness.errors import EnvironmentMissing
+    from generator.errors import EnvironmentMissing
     from generator.harness.preflight import find_compose
 
     try:

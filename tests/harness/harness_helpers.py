@@ -7,7 +7,11 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
+
+from generator.cli import report_error
+from generator.harness.context import HarnessOptions
+from generator.harness.runner import run
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_DIR = REPO_ROOT / "templates" / "torch-fastapi"
@@ -44,6 +48,15 @@ def render_default(output_dir: Path, **answers: str) -> Path:
             extra_context=answers or None,
         )
     )
+
+
+def run_harness(options: HarnessOptions, out: TextIO | None = None) -> int:
+    """Run the harness in-process and return the exit code ``servegen test`` would give."""
+    try:
+        run(options, out)
+    except BaseException as exc:  # mapped exactly as the CLI maps it
+        return report_error(exc)
+    return 0
 
 
 def write_executable(folder: Path, name: str, script: str) -> Path:

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness_helpers import REPO_ROOT, leftovers, servegen_argv
+from harness_helpers import REPO_ROOT, leftovers, run_harness, servegen_argv
 
-from generator.harness.runner import HarnessOptions, run
+from generator.harness.context import HarnessOptions
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -54,7 +54,7 @@ def test_default_project_passes_every_step_and_leaves_nothing(
     tmp_path: Path,
 ) -> None:
     json_path = tmp_path / "report.json"
-    code = run(_options(project_dir, standin_images, wheelhouse, json_path=json_path))
+    code = run_harness(_options(project_dir, standin_images, wheelhouse, json_path=json_path))
     report = json.loads(json_path.read_text(encoding="utf-8"))
     steps = _steps(report)
     failed = {name: s.get("message") for name, s in steps.items() if s["status"] != "passed"}
@@ -94,6 +94,25 @@ def test_default_project_passes_every_step_and_leaves_nothing(
     assert not (project_dir / "smoke-overlay.yaml").exists()
 
 
+def _corrupt_the_served_model(project: Path) -> None:
+    """Make every run of the project's demo-model maker append different bytes to its file.
+
+    The harness learns the checksum from one run (the demo-model step) and the overlay's
+    model-server serves the file of another, so the downloader meets a model that does
+    not match its checksum, as with a corrupted download.
+    """
+    script = project / "scripts" / "make_demo_model.py"
+    text = script.read_text(encoding="utf-8")
+    guard = 'if __name__ == "__main__":\n'
+    assert text.count(guard) == 1, "make_demo_model.py changed shape: adapt this fixture"
+    noise = (
+        "    import atexit, os, sys  # test fixture: corrupt the written model at exit\n"
+        "    out = sys.argv[sys.argv.index('--out') + 1]\n"
+        "    atexit.register(lambda: open(out, 'ab').write(os.urandom(16)))\n"
+    )
+    script.write_text(text.replace(guard, guard + noise), encoding="utf-8")
+
+
 def test_corrupt_model_checksum_fails_the_smoke_test_and_leaves_nothing(
     project_dir: Path,
     docker_client: Any,
@@ -104,16 +123,9 @@ def test_corrupt_model_checksum_fails_the_smoke_test_and_leaves_nothing(
     # A fresh clone has no secrets/*.txt: the overlay must supply throw-away ones.
     for secret in (project_dir / "secrets").glob("*.txt"):
         secret.unlink()
+    _corrupt_the_served_model(project_dir)
     json_path = tmp_path / "report.json"
-    code = run(
-        _options(
-            project_dir,
-            standin_images,
-            wheelhouse,
-            json_path=json_path,
-            model_sha256_override="0123456789abcdef" * 4,
-        )
-    )
+    code = run_harness(_options(project_dir, standin_images, wheelhouse, json_path=json_path))
     report = json.loads(json_path.read_text(encoding="utf-8"))
     steps = _steps(report)
     assert code == 5
@@ -230,7 +242,7 @@ def test_auto_wheelhouse_resolves_from_the_projects_wheels_and_builds_offline(
         os.link(wheel, project_dir / "wheels" / wheel.name)
     json_path = tmp_path / "report.json"
     options = _options(project_dir, standin_images, wheelhouse, json_path=json_path)
-    code = run(dataclasses.replace(options, wheelhouse="auto"))
+    code = run_harness(dataclasses.replace(options, wheelhouse="auto"))
     report = json.loads(json_path.read_text(encoding="utf-8"))
     steps = _steps(report)
     assert code == 0, {n: s.get("message") for n, s in steps.items()}
@@ -246,7 +258,7 @@ def test_keep_leaves_the_stack_running_and_prints_how_to_remove_it(
     wheelhouse: Path,
 ) -> None:
     out = io.StringIO()
-    code = run(_options(project_dir, standin_images, wheelhouse, keep=True), out=out)
+    code = run_harness(_options(project_dir, standin_images, wheelhouse, keep=True), out=out)
     text = out.getvalue()
     url = re.search(r"The stack is still running: (http://127\.0\.0\.1:\d+)", text)
     remove = re.search(r"^  (.* down --volumes --remove-orphans && .*)$", text, re.MULTILINE)
@@ -275,7 +287,7 @@ def test_a_wheelhouse_missing_packages_fails_the_build_with_exit_4(
     for wheel in wheelhouse.glob("fastapi-*.whl"):
         os.link(wheel, partial / wheel.name)
     json_path = tmp_path / "report.json"
-    code = run(_options(project_dir, standin_images, partial, json_path=json_path))
+    code = run_harness(_options(project_dir, standin_images, partial, json_path=json_path))
     report = json.loads(json_path.read_text(encoding="utf-8"))
     steps = _steps(report)
     assert code == 4

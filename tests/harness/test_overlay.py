@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,6 @@ def _spec(**changes: Any) -> OverlaySpec:
         "services": ("db", "model-downloader", "app"),
         "networks": ("default",),
         "volumes": ("db-data", "models"),
-        "model_sha256": SHA,
         "model_env_services": ("model-downloader", "app"),
         "app_image_services": ("model-downloader", "app"),
     }
@@ -72,8 +72,12 @@ def test_app_port_replaces_the_projects_with_an_ephemeral_loopback_port() -> Non
 def test_downloader_fetches_the_demo_model_from_the_model_server_with_its_sha() -> None:
     services = _parsed(_spec())["services"]
     url = f"http://{MODEL_SERVER}:8765/model.pt"
+    # The checksum is known only after the build: compose fills it in from MODEL_SHA256.
     for name in ("model-downloader", "app"):
-        assert services[name]["environment"] == {"MODEL_URL": url, "MODEL_SHA256": SHA}
+        assert services[name]["environment"] == {
+            "MODEL_URL": url,
+            "MODEL_SHA256": "${MODEL_SHA256}",
+        }
     assert services["model-downloader"]["depends_on"] == {
         MODEL_SERVER: {"condition": "service_healthy"}
     }
@@ -145,6 +149,7 @@ def test_compose_merges_the_overlay_into_a_rendered_project(
         text=True,
         check=False,
         timeout=60,
+        env={**os.environ, "MODEL_SHA256": SHA},
     )
     assert done.returncode == 0, done.stderr
     model = json.loads(done.stdout)
@@ -161,4 +166,5 @@ def test_compose_merges_the_overlay_into_a_rendered_project(
     assert model["networks"]["default"]["labels"][RUN_LABEL] == "sgtest-1234abcd"
     downloader = model["services"]["model-downloader"]
     assert downloader["environment"]["MODEL_SHA256"] == SHA
+    assert model["services"]["app"]["environment"]["MODEL_SHA256"] == SHA
     assert downloader["depends_on"][MODEL_SERVER]["condition"] == "service_healthy"

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness_helpers import render_default, run_servegen, write_executable
+from harness_helpers import render_default, run_harness, run_servegen, write_executable
 
-from generator.harness.errors import EnvironmentMissing
+from generator.errors import EnvironmentMissing
+from generator.harness.context import HarnessOptions
 from generator.harness.preflight import check_disk, find_compose, parse_compose_version
-from generator.harness.runner import HarnessOptions, run
 
 
 @pytest.mark.parametrize(
@@ -86,7 +86,7 @@ def test_docker_host_from_the_environment_is_used_and_named(
 ) -> None:
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent.sock")
     json_path = tmp_path / "report.json"
-    assert run(HarnessOptions(project_dir=project_dir, json_path=json_path)) == 3
+    assert run_harness(HarnessOptions(project_dir=project_dir, json_path=json_path)) == 3
     report = json.loads(json_path.read_text(encoding="utf-8"))
     assert report["outcome"] == "environment missing"
     assert report["message"].startswith("no Docker engine answers at unix:///nonexistent.sock")
@@ -102,9 +102,19 @@ def test_an_unwritable_json_path_is_one_line_not_a_traceback(tmp_path: Path) -> 
     assert "Traceback" not in done.stderr
 
 
+def test_a_failed_run_is_said_once_by_its_report(tmp_path: Path) -> None:
+    # The report names the failure and its exit code; no second "error:" line repeats it.
+    done = run_servegen("test", str(tmp_path))
+    assert done.returncode == 2
+    assert "USAGE ERROR in" in done.stdout
+    assert "(exit code 2): " in done.stdout
+    assert "does not look like a generated project" in done.stdout
+    assert "error:" not in done.stderr
+
+
 def test_not_a_project_is_a_usage_error(tmp_path: Path) -> None:
     json_path = tmp_path / "report.json"
-    code = run(HarnessOptions(project_dir=tmp_path, json_path=json_path))
+    code = run_harness(HarnessOptions(project_dir=tmp_path, json_path=json_path))
     assert code == 2
     assert "does not look like a generated project" in json_path.read_text(encoding="utf-8")
 
@@ -117,7 +127,7 @@ def test_a_cuda_project_on_an_engine_without_nvidia_is_exit_3(
         pytest.skip("this engine has the NVIDIA runtime")
     project = render_default(tmp_path / "render", accelerator="cuda")
     json_path = tmp_path / "report.json"
-    assert run(HarnessOptions(project_dir=project, json_path=json_path)) == 3
+    assert run_harness(HarnessOptions(project_dir=project, json_path=json_path)) == 3
     report = json.loads(json_path.read_text(encoding="utf-8"))
     assert "the project uses CUDA but the engine has no NVIDIA runtime" in report["message"]
     assert [step["name"] for step in report["steps"]] == ["project", "preflight"]

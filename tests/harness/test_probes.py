@@ -7,58 +7,16 @@ probe fails, with a message that says why, when a service answers wrongly.
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
+from http_stub import StubServer
 
-from generator.harness.errors import SmokeFailed
+from generator.errors import SmokeFailed
+from generator.harness import loopback
 from generator.harness.probes import count_inputs, malformed, predict
-from generator.harness.stack import failed_state, http_status
-
-
-class _Handler(BaseHTTPRequestHandler):
-    """Answers every request with the status and body set on the class."""
-
-    status: ClassVar[int] = 200
-    body: ClassVar[Any] = {}
-
-    def _answer(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        self.rfile.read(length)
-        data = json.dumps(self.body).encode()
-        self.send_response(self.status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_GET(self) -> None:
-        """Answer a GET."""
-        self._answer()
-
-    def do_POST(self) -> None:
-        """Answer a POST."""
-        self._answer()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Keep test output quiet."""
-
-
-@pytest.fixture
-def server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+from generator.harness.readiness import failed_state
 
 
 @pytest.fixture
@@ -68,15 +26,10 @@ def sample(tmp_path: Path) -> Path:
     return path
 
 
-def _serve(status: int, body: Any) -> None:
-    _Handler.status = status
-    _Handler.body = body
-
-
-def test_a_good_answer_passes_with_its_figures(server: str, sample: Path) -> None:
-    _serve(200, {"outputs": [[0.1], [0.2]], "model_version": "1", "request_id": "abc-1"})
-    figures = predict(server, sample)
-    assert (figures["status"], figures["outputs"], figures["request_id"]) == (200, 2, "abc-1")
+def test_a_good_answer_passes_with_its_figures(http_stub: StubServer, sample: Path) -> None:
+    http_stub.answer(200, {"outputs": [[0.1], [0.2]], "model_version": "1", "request_id": "a-1"})
+    figures = predict(http_stub.url, sample)
+    assert (figures["status"], figures["outputs"], figures["request_id"]) == (200, 2, "a-1")
 
 
 @pytest.mark.parametrize(
@@ -89,28 +42,39 @@ def test_a_good_answer_passes_with_its_figures(server: str, sample: Path) -> Non
     ],
 )
 def test_a_wrong_answer_fails_with_the_reason(
-    server: str, sample: Path, status: int, body: Any, message: str
+    http_stub: StubServer, sample: Path, status: int, body: Any, message: str
 ) -> None:
-    _serve(status, body)
+    http_stub.answer(status, body)
     with pytest.raises(SmokeFailed, match=message):
-        predict(server, sample)
+        predict(http_stub.url, sample)
 
 
-def test_malformed_requests_must_get_a_client_error(server: str) -> None:
-    _serve(422, {"detail": "invalid"})
-    assert malformed(server) == {"broken_json": 422, "wrong_type": 422}
-    _serve(200, {"outputs": []})
+def test_malformed_requests_must_get_a_client_error(http_stub: StubServer) -> None:
+    http_stub.answer(422, {"detail": "invalid"})
+    assert malformed(http_stub.url) == {"broken_json": 422, "wrong_type": 422}
+    http_stub.answer(200, {"outputs": []})
     with pytest.raises(SmokeFailed, match=r"\(broken_json\) got 200, not a 4xx"):
-        malformed(server)
-    _serve(500, {})
+        malformed(http_stub.url)
+    http_stub.answer(500, {})
     with pytest.raises(SmokeFailed, match="got 500"):
-        malformed(server)
+        malformed(http_stub.url)
 
 
-def test_http_status_is_none_when_nothing_listens(server: str) -> None:
-    _serve(503, {"ready": False})
-    assert http_status(server + "/ready") == 503
-    assert http_status("http://127.0.0.1:1/ready", timeout=2) is None
+def test_no_answer_at_all_is_a_smoke_failure_naming_the_request(sample: Path) -> None:
+    with pytest.raises(SmokeFailed, match=r"POST http://127\.0\.0\.1:1/predict got no answer"):
+        predict("http://127.0.0.1:1", sample)
+
+
+def test_loopback_http_answers_error_statuses_and_refuses_other_hosts(
+    http_stub: StubServer,
+) -> None:
+    http_stub.answer(503, {"ready": False}, path="/ready")
+    assert loopback.request(http_stub.url + "/ready") == (503, b'{"ready": false}')
+    assert loopback.request(http_stub.url + "/health")[0] == 200
+    with pytest.raises(loopback.NoAnswer):
+        loopback.request("http://127.0.0.1:1/ready", timeout=2)
+    with pytest.raises(ValueError, match="only http:// URLs on loopback"):
+        loopback.request("http://192.0.2.1/ready")
 
 
 def test_a_failed_state_is_recognised_so_the_wait_stops_early() -> None:

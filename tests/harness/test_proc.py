@@ -74,3 +74,12 @@ def test_status_line_redraws_one_line_on_a_terminal() -> None:
     assert text.count("\r") >= 3
     assert "#2 second" in text
     assert text.endswith("\r")
+
+
+def test_last_line_is_the_last_one_that_says_something() -> None:
+    assert proc.last_line(["ERROR: first", "  the reason  ", "", "   "]) == "the reason"
+    assert proc.last_line("one\ntwo\n\n") == "two"
+    assert proc.last_line([]) == "no output"
+    assert proc.last_line(["", " "], "compose failed without a message") == (
+        "compose failed without a message"
+    )

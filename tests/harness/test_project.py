@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from generator.harness.errors import UsageError
+from generator.errors import UsageError
 from generator.harness.project import load_project
 
 
@@ -44,3 +44,26 @@ def test_a_broken_sample_request_is_a_usage_error(project_dir: Path) -> None:
     (project_dir / "examples" / "predict_request.json").write_text("{", encoding="utf-8")
     with pytest.raises(UsageError, match=r"predict_request\.json is not valid JSON"):
         load_project(project_dir)
+
+
+def test_answers_are_read_by_the_generators_own_loader(project_dir: Path) -> None:
+    answers = project_dir / ".servegen-answers.yml"
+    answers.write_text("project_slug: [unclosed\n", encoding="utf-8")
+    with pytest.raises(
+        UsageError, match=r"\.servegen-answers\.yml: not valid YAML \(.* at line 2\)"
+    ):
+        load_project(project_dir)
+    answers.write_text("- a list\n", encoding="utf-8")
+    with pytest.raises(UsageError, match="expected a mapping of option: value"):
+        load_project(project_dir)
+
+
+def test_a_missing_package_name_is_derived_by_the_templates_rule(project_dir: Path) -> None:
+    answers = project_dir / ".servegen-answers.yml"
+    text = answers.read_text(encoding="utf-8")
+    kept = [
+        line for line in text.splitlines() if not line.startswith(("package_name:", "db_name:"))
+    ]
+    answers.write_text("\n".join(kept).replace("model-service", "fraud-scorer-2") + "\n")
+    project = load_project(project_dir)
+    assert (project.slug, project.db_name) == ("fraud-scorer-2", "fraud_scorer_2")

@@ -5,11 +5,14 @@ from __future__ import annotations
 import io
 import json
 import signal
+import time
 from pathlib import Path
 
 import pytest
+from harness_helpers import run_harness
 
-from generator.harness.errors import BuildFailed, Interrupted, SmokeFailed
+from generator.errors import BuildFailed, Interrupted, SmokeFailed
+from generator.harness.context import HarnessOptions
 from generator.harness.report import LOG_TAIL_LINES, Report, format_figures
 
 
@@ -20,9 +23,13 @@ def _report() -> Report:
 def test_a_block_that_ends_normally_is_passed_with_its_figures_and_seconds() -> None:
     report = _report()
     with report.step("build") as step:
-        step.figures["image_size_bytes"] = 954_000_000
-    assert report.steps[0].status == "passed"
-    assert report.steps[0].seconds >= 0
+        step.figures.update(image_size_bytes=954_000_000, layers=8)
+        time.sleep(0.05)
+    (recorded,) = report.steps
+    assert (recorded.name, recorded.status) == ("build", "passed")
+    assert recorded.figures == {"image_size_bytes": 954_000_000, "layers": 8}
+    assert 0.05 <= recorded.seconds < 5  # the block's own duration, from the monotonic clock
+    assert recorded.as_dict()["figures"] == recorded.figures
 
 
 def test_a_harness_error_marks_the_step_failed_with_message_and_log_tail() -> None:
@@ -55,7 +62,7 @@ def test_json_report_lists_every_step_and_the_verdict(tmp_path: Path) -> None:
     report.skip("wheelhouse", "not asked for")
     with pytest.raises(SmokeFailed), report.step("ready"):
         raise SmokeFailed("GET /ready not 200", log_tail=["boom"], log_source="container app")
-    report.finish(5, "smoke failed", "GET /ready not 200")
+    report.finish(SmokeFailed("GET /ready not 200"))
     path = tmp_path / "out" / "report.json"
     report.write_json(path)
     data = json.loads(path.read_text(encoding="utf-8"))
@@ -87,7 +94,7 @@ def test_table_shows_steps_the_failing_log_and_the_verdict() -> None:
         step.figures.update(image_size_bytes=954_000_000, layers=8)
     with pytest.raises(SmokeFailed), report.step("up"):
         raise SmokeFailed("compose up failed", log_tail=["sha256 mismatch"], log_source="x")
-    report.finish(5, "smoke failed", "compose up failed")
+    report.finish(SmokeFailed("compose up failed"))
     out = io.StringIO()
     report.print_table(out)
     text = out.getvalue()
@@ -121,7 +128,7 @@ def test_an_unforeseen_error_is_exit_1_with_the_traceback_only_in_the_json(
     monkeypatch.setattr(runner, "load_project", broken)
     out = io.StringIO()
     json_path = tmp_path / "report.json"
-    code = runner.run(runner.HarnessOptions(project_dir=tmp_path, json_path=json_path), out=out)
+    code = run_harness(HarnessOptions(project_dir=tmp_path, json_path=json_path), out=out)
     data = json.loads(json_path.read_text(encoding="utf-8"))
     assert code == 1
     assert data["message"] == "internal error: RuntimeError: boom"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from generator.harness.errors import UsageError
+from generator.errors import UsageError
 from generator.harness.project import load_project
 from generator.harness.wheelhouse import Target, fill_auto, link_dir, pip_download_argv
 

@@ -45,16 +45,6 @@ VARIANT: dict[str, Any] = {
 CUDA: dict[str, Any] = {"project_name": "Vision Service", "accelerator": "cuda"}
 
 
-def md_unescape(text: str) -> str:
-    """Read back text escaped by the template's ``md_text`` filter."""
-    sys.path.insert(0, str(TEMPLATE_DIR))
-    try:
-        import servegen_ext
-    finally:
-        sys.path.remove(str(TEMPLATE_DIR))
-    return str(servegen_ext.md_unescape(text))
-
-
 def mysql_parts(url: str) -> dict[str, str]:
     """Host, port, user, password and database of a ``mysql+pymysql://`` URL."""
     parts = urllib.parse.urlsplit(url)

@@ -15,46 +15,9 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from service_helpers import VARIANT, free_port, http, md_unescape, mysql_parts, running, wait_http
-
-MY_FILES = [
-    "pyproject.toml",
-    "requirements.txt",
-    "requirements-dev.txt",
-    "Makefile",
-    "README.md",
-    "examples/predict_request.json",
-    "scripts/download_model.py",
-    "scripts/make_demo_model.py",
-    "tests/conftest.py",
-    "tests/test_api.py",
-    "tests/test_batching.py",
-    "tests/test_db.py",
-    "tests/test_download.py",
-    "tests/test_errors.py",
-    "tests/test_metrics.py",
-    "tests/test_model.py",
-    "tests/test_server.py",
-    "tests/test_settings.py",
-]
-MODULES = [
-    "__init__.py",
-    "__main__.py",
-    "about.json",
-    "app.py",
-    "batching.py",
-    "db.py",
-    "healthcheck.py",
-    "logs.py",
-    "main.py",
-    "metrics.py",
-    "middleware.py",
-    "model.py",
-    "routes.py",
-    "schemas.py",
-    "settings.py",
-    "state.py",
-]
+from markdown_text import md_unescape
+from project_files import expected_files
+from service_helpers import VARIANT, free_port, http, mysql_parts, running, wait_http
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
@@ -73,10 +36,8 @@ def _package(project: Path) -> str:
 def test_file_set_and_escaped_free_text(projects: dict[str, Path], name: str) -> None:
     project = projects[name]
     package = _package(project)
-    for rel in MY_FILES:
+    for rel in expected_files(package):
         assert (project / rel).is_file(), rel
-    for module in MODULES:
-        assert (project / "src" / package / module).is_file(), module
     for path in project.rglob("*"):
         if path.is_file() and path.suffix in (".py", ".toml", ".json", ".md", ".txt"):
             text = path.read_text(encoding="utf-8")

@@ -20,10 +20,8 @@ def main() -> int:
     sys.path.insert(0, str(TEMPLATE_DIR))
     import servegen_rules
 
-    spec = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text(encoding="utf-8"))
-    choices = {k: v for k, v in spec.items() if isinstance(v, list) and not k.startswith("_")}
     try:
-        servegen_rules.validate(ANSWERS, choices)
+        servegen_rules.validate(ANSWERS)
     except servegen_rules.RuleError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -1,0 +1,74 @@
+"""The run's containers on the engine: found by compose service, their port, their log.
+
+Compose labels every container it makes with its project and service; the harness finds
+them through those labels with the Docker SDK, whether they run, exited or crash-loop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from generator.errors import SmokeFailed
+from generator.harness.overlay import APP
+from generator.harness.report import LOG_TAIL_LINES
+
+_PROJECT = "com.docker.compose.project"
+_SERVICE = "com.docker.compose.service"
+
+
+def project_containers(client: Any, compose_name: str) -> list[Any]:
+    """Every container of the compose project, running or not."""
+    return list(client.containers.list(all=True, filters={"label": f"{_PROJECT}={compose_name}"}))
+
+
+def service_container(client: Any, compose_name: str, service: str) -> Any | None:
+    """Return the container of one service of the project, or None."""
+    for container in project_containers(client, compose_name):
+        if container.labels.get(_SERVICE) == service:
+            return container
+    return None
+
+
+def published_port(client: Any, compose_name: str, api_port: int) -> int:
+    """Return the ephemeral host port the engine gave the app's ``api_port``."""
+    container = service_container(client, compose_name, APP)
+    if container is None:
+        raise SmokeFailed("the app container was not created")
+    container.reload()
+    bindings = (container.attrs.get("NetworkSettings", {}).get("Ports") or {}).get(
+        f"{api_port}/tcp"
+    )
+    for binding in bindings or []:
+        if binding.get("HostPort"):
+            return int(binding["HostPort"])
+    raise SmokeFailed(f"the app's port {api_port} is not published")
+
+
+def _blame_rank(container: Any) -> int:
+    """Lower is more likely at fault: exited non-zero, unhealthy, the app, the rest."""
+    state = container.attrs.get("State", {})
+    if state.get("Status") == "exited" and state.get("ExitCode"):
+        return 0
+    if (state.get("Health") or {}).get("Status") == "unhealthy":
+        return 1
+    if container.labels.get(_SERVICE) == APP:
+        return 2
+    return 3
+
+
+def failing_container_log(client: Any, compose_name: str) -> tuple[str, list[str]]:
+    """Return the log tail of the container most likely at fault, and its name.
+
+    A container that exited non-zero comes first (the downloader refusing a checksum), then
+    an unhealthy or stopped one, then the app.
+    """
+    containers = project_containers(client, compose_name)
+    if not containers:
+        return "", []
+    culprit = min(containers, key=_blame_rank)
+    service = culprit.labels.get(_SERVICE, culprit.name)
+    try:
+        raw = culprit.logs(tail=LOG_TAIL_LINES, stdout=True, stderr=True)
+    except Exception as exc:  # removed meanwhile: say so instead of failing the report
+        return f"container {service}", [f"(no log: {exc})"]
+    return f"container {service}", raw.decode("utf-8", "replace").splitlines()

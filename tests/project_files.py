@@ -1,0 +1,60 @@
+"""The generated project's exact file set: one list for every test that checks it.
+
+Kept as a list here (not read from the template) so that a file appearing or vanishing
+is noticed. ``{pkg}`` stands for the package name.
+"""
+
+from __future__ import annotations
+
+EXPECTED_FILES = [
+    ".dockerignore",
+    ".env.example",
+    ".gitignore",
+    ".servegen-answers.yml",
+    "Dockerfile",
+    "Makefile",
+    "README.md",
+    "compose.yaml",
+    "docs/containers.md",
+    "examples/predict_request.json",
+    "pyproject.toml",
+    "requirements-dev.txt",
+    "requirements.txt",
+    "scripts/download_model.py",
+    "scripts/make_demo_model.py",
+    "secrets/README.md",
+    "secrets/db_password.txt",
+    "secrets/db_root_password.txt",
+    "src/{pkg}/__init__.py",
+    "src/{pkg}/__main__.py",
+    "src/{pkg}/about.json",
+    "src/{pkg}/app.py",
+    "src/{pkg}/batching.py",
+    "src/{pkg}/db.py",
+    "src/{pkg}/healthcheck.py",
+    "src/{pkg}/logs.py",
+    "src/{pkg}/main.py",
+    "src/{pkg}/metrics.py",
+    "src/{pkg}/middleware.py",
+    "src/{pkg}/model.py",
+    "src/{pkg}/routes.py",
+    "src/{pkg}/schemas.py",
+    "src/{pkg}/settings.py",
+    "src/{pkg}/state.py",
+    "tests/conftest.py",
+    "tests/test_api.py",
+    "tests/test_batching.py",
+    "tests/test_db.py",
+    "tests/test_download.py",
+    "tests/test_errors.py",
+    "tests/test_metrics.py",
+    "tests/test_model.py",
+    "tests/test_server.py",
+    "tests/test_settings.py",
+    "wheels/README.md",
+]
+
+
+def expected_files(package: str) -> list[str]:
+    """Return the files of a generated project whose package is ``package``, sorted."""
+    return sorted(name.format(pkg=package) for name in EXPECTED_FILES)
