@@ -112,6 +112,15 @@ def derive_package(slug: str) -> str:
     return slug.replace("-", "_")
 
 
+#: Model format -> the model file's name in the container (``/models/<name>``).
+MODEL_FILES = {"state_dict": "model.safetensors", "torchscript": "model.pt", "export": "model.pt2"}
+
+
+def model_file(model_format: str) -> str:
+    """The model file's name for a model format."""
+    return MODEL_FILES[model_format]
+
+
 # ---------------------------------------------------------------------------------
 # Checks: each takes the raw value and returns the normalised string, or raises.
 
@@ -264,7 +273,16 @@ RULES: dict[str, Rule] = {
     "python_version": Rule("choice", "Python of the image and the project's venv."),
     "torch_version": Rule("choice", "PyTorch release; must support the chosen Python."),
     "accelerator": Rule("choice", "cpu builds from the CPU wheel index; cuda reserves a GPU."),
-    "model_format": Rule("choice", "Serialisation of the served model."),
+    "task": Rule(
+        "choice",
+        "tensor: numeric items in and out; image-classification: a JPEG or PNG in, the"
+        " top labels with scores out.",
+    ),
+    "model_format": Rule(
+        "choice",
+        "state_dict: weights in a safetensors file, the network's code in the project;"
+        " torchscript: a TorchScript archive; export: a torch.export program (.pt2).",
+    ),
     "api_port": Rule("int", "Port the service listens on inside the container (1024-65535)."),
     "db_name": Rule(
         "text",

@@ -1,7 +1,8 @@
-"""Give the new project its own database passwords.
+"""Drop the files the chosen task does not use, and give the project its own passwords.
 
-cookiecutter runs this script in the generated project folder after the files are
-written. It creates ``secrets/db_password.txt`` (the database user's password) and
+cookiecutter renders this script with Jinja and runs it in the generated project folder
+after the files are written. It removes the files of the other task (see ``UNUSED``),
+then creates ``secrets/db_password.txt`` (the database user's password) and
 ``secrets/db_root_password.txt`` (the MySQL root password), which compose mounts as
 secrets and the project's .gitignore keeps out of version control.
 
@@ -23,6 +24,15 @@ import secrets
 import string
 import sys
 from pathlib import Path
+
+#: The project's task, as answered.
+TASK = {{ cookiecutter.task | py_str }}
+#: Files (relative to the project) that a task does not use; ``{pkg}`` is the package.
+UNUSED = {
+    "tensor": ["src/{pkg}/images.py", "tests/test_images.py", "examples/image.jpg"],
+    "image-classification": ["src/{pkg}/tensors.py", "tests/test_tensors.py"],
+}
+PACKAGE = {{ cookiecutter.package_name | py_str }}
 
 #: file name in secrets/ -> environment variable that may supply its value
 PASSWORDS = {
@@ -116,8 +126,15 @@ def make_secrets(project_dir: Path, environ: dict[str, str]) -> list[str]:
     return warnings
 
 
+def remove_unused(project_dir: Path, task: str) -> None:
+    """Delete the files that ``task`` does not use (kept in the template for the other)."""
+    for name in UNUSED[task]:
+        (project_dir / name.format(pkg=PACKAGE)).unlink(missing_ok=True)
+
+
 def main() -> int:
-    """Create the secrets of the project in the current folder; 0 on success."""
+    """Tidy and create the secrets of the project in the current folder; 0 on success."""
+    remove_unused(Path.cwd(), TASK)
     try:
         warnings = make_secrets(Path.cwd(), dict(os.environ))
     except SecretError as err:
