@@ -1,7 +1,8 @@
 """The generated project's exact file set: one list for every test that checks it.
 
 Kept as a list here (not read from the template) so that a file appearing or vanishing
-is noticed. ``{pkg}`` stands for the package name.
+is noticed. ``{pkg}`` stands for the package name; ``TASK_FILES`` are the files that only
+one task has.
 """
 
 from __future__ import annotations
@@ -30,13 +31,19 @@ EXPECTED_FILES = [
     "src/{pkg}/about.json",
     "src/{pkg}/app.py",
     "src/{pkg}/batching.py",
+    "src/{pkg}/bodies.py",
     "src/{pkg}/db.py",
+    "src/{pkg}/formats.py",
+    "src/{pkg}/handler.py",
+    "src/{pkg}/handler_base.py",
     "src/{pkg}/healthcheck.py",
     "src/{pkg}/logs.py",
     "src/{pkg}/main.py",
     "src/{pkg}/metrics.py",
     "src/{pkg}/middleware.py",
     "src/{pkg}/model.py",
+    "src/{pkg}/networks.py",
+    "src/{pkg}/openapi.py",
     "src/{pkg}/routes.py",
     "src/{pkg}/schemas.py",
     "src/{pkg}/settings.py",
@@ -47,6 +54,7 @@ EXPECTED_FILES = [
     "tests/test_db.py",
     "tests/test_download.py",
     "tests/test_errors.py",
+    "tests/test_handler.py",
     "tests/test_metrics.py",
     "tests/test_model.py",
     "tests/test_server.py",
@@ -54,7 +62,17 @@ EXPECTED_FILES = [
     "wheels/README.md",
 ]
 
+#: task -> the files only a project of that task has.
+TASK_FILES = {
+    "tensor": ["src/{pkg}/tensors.py", "tests/test_tensors.py"],
+    "image-classification": [
+        "examples/image.jpg",
+        "src/{pkg}/images.py",
+        "tests/test_images.py",
+    ],
+}
 
-def expected_files(package: str) -> list[str]:
-    """Return the files of a generated project whose package is ``package``, sorted."""
-    return sorted(name.format(pkg=package) for name in EXPECTED_FILES)
+
+def expected_files(package: str, task: str = "tensor") -> list[str]:
+    """Return the files of a generated project of ``package`` and ``task``, sorted."""
+    return sorted(name.format(pkg=package) for name in [*EXPECTED_FILES, *TASK_FILES[task]])

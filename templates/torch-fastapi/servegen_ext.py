@@ -123,6 +123,7 @@ class ServegenExtension(Extension):
         environment.filters["md_text"] = md_text
         environment.filters["comment_text"] = comment_text
         environment.filters["torch_compat"] = torch_compat
+        environment.filters["model_file"] = servegen_rules.model_file
         environment.filters["yaml_answer"] = yaml_answer
         # The hooks run as scripts from a temporary file, in the new project folder:
         # they learn where the template lives from this global, not from __file__

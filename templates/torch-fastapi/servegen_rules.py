@@ -130,6 +130,15 @@ def derive_package(slug: str) -> str:
     return slug.replace("-", "_")
 
 
+#: Model format -> the model file's name in the container (``/models/<name>``).
+MODEL_FILES = {"state_dict": "model.safetensors", "torchscript": "model.pt", "export": "model.pt2"}
+
+
+def model_file(model_format: str) -> str:
+    """Return the model file's name for a model format."""
+    return MODEL_FILES[model_format]
+
+
 # ---------------------------------------------------------------------------------
 # Checks: each takes the option's name and the raw value, and returns the normalised
 # value (text, or a bool for yes/no options), or raises RuleError.
@@ -332,7 +341,20 @@ RULES: dict[str, Rule] = _rule_table(
         "cpu builds from the CPU wheel index; cuda reserves a GPU.",
         check_choice,
     ),
-    Rule("model_format", "choice", "Serialisation of the served model.", check_choice),
+    Rule(
+        "task",
+        "choice",
+        "tensor: numeric items in and out; image-classification: a JPEG or PNG in, the"
+        " top labels with scores out.",
+        check_choice,
+    ),
+    Rule(
+        "model_format",
+        "choice",
+        "state_dict: weights in a safetensors file, the network's code in the project;"
+        " torchscript: a TorchScript archive; export: a torch.export program (.pt2).",
+        check_choice,
+    ),
     Rule(
         "api_port",
         "int",

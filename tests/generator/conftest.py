@@ -1,10 +1,11 @@
 """The option matrix of the template, built in ``pytest_generate_tests``.
 
-The options that interact (Python x torch x accelerator x batching) are multiplied;
-combinations the rules refuse (a Python version the torch release has no wheels for)
-are dropped by asking the rules themselves; options that do not interact are cycled
-through their values so each value is rendered at least once. Test ids read like
-``py3.12-torch2.9.1-cuda-nobatch``.
+The options that shape the code together (task x model format x accelerator x
+batching) are multiplied; the Python and torch versions go through the pairs the rules
+accept (a torch release without wheels for a Python is dropped by asking the rules
+themselves), one pair per combination in turn; options that do not interact are cycled
+through their values, so each value is rendered at least once. Test ids read like
+``image-classification-export-cuda-nobatch-py3.12-torch2.9.1``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pytest
 from generator.template import load_template
 
 #: Options multiplied together.
-INTERACTING = ("python_version", "torch_version", "accelerator", "batching")
+INTERACTING = ("task", "model_format", "accelerator", "batching")
 
 #: Options cycled through the matrix, with the values to cycle.
 CYCLED: dict[str, list[Any]] = {
@@ -29,30 +30,43 @@ CYCLED: dict[str, list[Any]] = {
 }
 
 
-def matrix() -> list[tuple[str, dict[str, Any]]]:
-    """Return (id, answers) for every valid combination of the interacting options."""
+def _python_torch_pairs() -> list[dict[str, str]]:
+    """Every (Python, torch) pair the rules accept."""
     template = load_template()
     rules = template.rules
-    values = [template.rule(key).choices or [True, False] for key in INTERACTING]
-    combos = []
-    for combo in itertools.product(*values):
-        answers = dict(zip(INTERACTING, combo, strict=True))
+    pairs = []
+    for python, torch in itertools.product(
+        template.rule("python_version").choices, template.rule("torch_version").choices
+    ):
+        answers = {"python_version": python, "torch_version": torch}
         try:
             rules.check_combination(answers)
         except rules.RuleError:
             continue
-        combos.append(answers)
+        pairs.append(answers)
+    return pairs
+
+
+def matrix() -> list[tuple[str, dict[str, Any]]]:
+    """Return (id, answers) for every combination of the interacting options."""
+    template = load_template()
+    values = [template.rule(key).choices or [True, False] for key in INTERACTING]
+    pairs = itertools.cycle(_python_torch_pairs())
     cycles = {key: itertools.cycle(vals) for key, vals in CYCLED.items()}
     out = []
-    for answers in combos:
+    for combo in itertools.product(*values):
+        answers = dict(zip(INTERACTING, combo, strict=True))
+        answers.update(next(pairs))
         for key, cycle in cycles.items():
             answers[key] = next(cycle)
         ident = "-".join(
             [
-                f"py{answers['python_version']}",
-                f"torch{answers['torch_version']}",
+                answers["task"],
+                answers["model_format"],
                 answers["accelerator"],
                 "batch" if answers["batching"] else "nobatch",
+                f"py{answers['python_version']}",
+                f"torch{answers['torch_version']}",
             ]
         )
         out.append((ident, answers))

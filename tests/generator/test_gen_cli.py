@@ -197,6 +197,7 @@ def test_prompts_show_choices_and_defaults_and_reask(tmp_path: Path) -> None:
         "2.5.1",  # torch: refused for 3.13, asked again
         "2",  # torch by number: 2.9.1
         "",  # accelerator
+        "",  # task
         "",  # model format
         "80",  # refused
         "9000",

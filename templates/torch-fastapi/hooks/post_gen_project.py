@@ -1,12 +1,14 @@
-"""Give the new project its own database passwords, and record what was generated.
+"""Tidy the new project, give it its own database passwords, record what was generated.
 
 cookiecutter renders this script with Jinja and runs it in the generated project folder
-after the files are written. It does two things:
+after the files are written. It does three things:
 
-1. It creates ``secrets/db_password.txt`` (the database user's password) and
+1. It removes the files the chosen task does not use (see ``UNUSED``): the template
+   holds those of every task.
+2. It creates ``secrets/db_password.txt`` (the database user's password) and
    ``secrets/db_root_password.txt`` (the MySQL root password), which compose mounts as
    secrets and the project's .gitignore keeps out of version control.
-2. It appends a ``_files:`` manifest to ``.servegen-answers.yml``: the sha256 of every
+3. It appends a ``_files:`` manifest to ``.servegen-answers.yml``: the sha256 of every
    file the template generated (POSIX relative path -> hex digest, sorted), leaving out
    the random passwords (they differ in every project) and the answers file itself.
    ``servegen new --force`` reads it to tell a file the user changed (never
@@ -42,6 +44,11 @@ from pathlib import Path
 
 ANSWERS = json.loads({{ cookiecutter | json_str | py_str }})
 TEMPLATE_DIR = Path({{ servegen_template_dir | py_str }})
+#: Files (relative to the project) that a task does not use; ``{pkg}`` is the package.
+UNUSED = {
+    "tensor": ["src/{pkg}/images.py", "tests/test_images.py", "examples/image.jpg"],
+    "image-classification": ["src/{pkg}/tensors.py", "tests/test_tensors.py"],
+}
 
 #: file name in secrets/ -> environment variable that may supply its value
 PASSWORDS = {
@@ -257,8 +264,15 @@ def record_manifest(project_dir: Path, template_dir: Path, answers: dict[str, ob
     write_atomically(answers_file, data, stat.S_IMODE(answers_file.stat().st_mode))
 
 
+def remove_unused(project_dir: Path, answers: dict[str, object]) -> None:
+    """Delete the files that the project's task does not use."""
+    for name in UNUSED[str(answers["task"])]:
+        (project_dir / name.format(pkg=answers["package_name"])).unlink(missing_ok=True)
+
+
 def main() -> int:
-    """Create the project's secrets, then record its generated files; 0 on success."""
+    """Tidy the project, create its secrets, then record its generated files; 0 on success."""
+    remove_unused(Path.cwd(), ANSWERS)
     try:
         warnings = make_secrets(Path.cwd(), dict(os.environ))
     except SecretError as err:

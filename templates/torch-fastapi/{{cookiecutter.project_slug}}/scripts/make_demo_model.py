@@ -1,12 +1,15 @@
-"""Write a small, deterministic TorchScript demo model and print its sha256.
+{%- set pkg = cookiecutter.package_name -%}
+{%- set image = cookiecutter.task == "image-classification" -%}
+{%- set file = cookiecutter.model_format | model_file -%}
+"""Write the deterministic demo model ({{ cookiecutter.model_format }}) and print its sha256.
 
-The model is real (a seeded multi-layer perceptron) and carries its description in
-the archive (``model_meta.json``), so the service runs end to end with no internet
-and no model of your own yet. The same torch version writes the same bytes on every
-run, wherever the project lives.
+The model is real (a seeded {{ "convolutional image classifier" if image else "multi-layer perceptron" }}, untrained) and carries its
+description (name, version, shapes, dtype{{ ", labels, normalisation" if image }}) in the file, so the service
+runs end to end with no internet and no model of your own yet. The same torch version
+writes the same bytes on every run, wherever the project lives.
 
-    python scripts/make_demo_model.py --out models/model.pt          # tiny, input [4]
-    python scripts/make_demo_model.py --out models/heavy.pt --heavy  # ms per forward pass
+    python scripts/make_demo_model.py --out models/{{ file }}
+    python scripts/make_demo_model.py --out models/heavy.{{ file.split(".")[-1] }} --heavy   # for load tests
 
 stdout gets only the sha256 (for scripts: ``MODEL_SHA256=$(python scripts/...)``);
 the human summary goes to stderr.
@@ -16,73 +19,88 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
-import itertools
-import json
 import os
 import sys
 import tempfile
-import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
-from torch import nn
 
-META_FILE = "model_meta.json"
+# The service's package, from src/ (the image puts it on the path; a checkout does not).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-#: name -> (input features, hidden widths, outputs). "heavy" has ~21 MB of weights, so
-#: a single-item forward pass is bound by memory traffic and batching pays off.
-SIZES: dict[str, tuple[int, tuple[int, ...], int]] = {
-    "small": (4, (16,), 3),
-    "heavy": (512, (2048, 2048), 10),
+from {{ pkg }} import formats
+from {{ pkg }}.networks import {{ "cnn" if image else "mlp" }}
+
+DEFAULT_OUT = Path("models/{{ file }}")
+{%- if image %}
+
+#: The demo's labels (CIFAR-10's classes): an untrained model picks among them at random.
+LABELS = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+]
+
+#: size -> image side (pixels) and the channels of each conv block.
+SIZES: dict[str, tuple[int, list[int]]] = {
+    "small": (32, [8, 16]),
+    "heavy": (96, [32, 64, 128]),
 }
 
 
-class DemoMLP(torch.jit.ScriptModule):
-    """A seeded MLP: dense layers with ReLU between them, logits out.
+def build(size: str) -> tuple[bytes, dict[str, Any]]:
+    """The file's bytes and the metadata of the demo model of the given size."""
+    side, channels = SIZES[size]
+    torch.manual_seed(0)  # deterministic weights
+    module = cnn(channels, len(LABELS))
+    meta: dict[str, Any] = {
+        "name": f"demo-cnn-{size}",
+        "version": "1.0.0",
+        "input_shape": [3, side, side],
+        "input_dtype": "float32",
+        "output_shape": [len(LABELS)],
+        "labels": LABELS,
+        "mean": [0.5, 0.5, 0.5],
+        "std": [0.25, 0.25, 0.25],
+        "config": {"channels": channels, "classes": len(LABELS)},
+        "description": "Seeded CNN written by scripts/make_demo_model.py",
+    }
+    return formats.dumps(module, meta), meta
+{%- else %}
 
-    Its ``forward`` is compiled from generated source text rather than from this file:
-    TorchScript records the source file's path in the archive's debug information, so
-    scripting a Python method would make the bytes depend on where the project lives.
-    """
-
-    def __init__(self, features: int, hidden: tuple[int, ...], outputs: int) -> None:
-        super().__init__()
-        widths = [features, *hidden, outputs]
-        lines = ["def forward(self, x):"]
-        last = len(widths) - 2
-        for i, (fan_in, fan_out) in enumerate(itertools.pairwise(widths)):
-            reference = nn.Linear(fan_in, fan_out)  # borrow its standard initialisation
-            setattr(self, f"weight{i}", nn.Parameter(reference.weight.detach().clone()))
-            setattr(self, f"bias{i}", nn.Parameter(reference.bias.detach().clone()))
-            layer = f"torch.nn.functional.linear(x, self.weight{i}, self.bias{i})"
-            lines.append(f"    x = {layer}" if i == last else f"    x = torch.relu({layer})")
-        lines.append("    return x")
-        self.define("\n".join(lines) + "\n")
+#: size -> input features, hidden widths, outputs. "heavy" has ~21 MB of weights, so a
+#: single-item forward pass is bound by memory traffic and batching pays off.
+SIZES: dict[str, tuple[int, list[int], int]] = {
+    "small": (4, [16], 3),
+    "heavy": (512, [2048, 2048], 10),
+}
 
 
-def build(size: str) -> tuple[bytes, dict[str, object]]:
-    """The archive bytes and metadata of the demo model of the given size."""
+def build(size: str) -> tuple[bytes, dict[str, Any]]:
+    """The file's bytes and the metadata of the demo model of the given size."""
     features, hidden, outputs = SIZES[size]
     torch.manual_seed(0)  # deterministic weights
-    with warnings.catch_warnings():
-        # TorchScript is deprecated upstream in recent torch, but still the format served.
-        warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", DeprecationWarning)
-        scripted = DemoMLP(features, hidden, outputs).eval()
-    meta: dict[str, object] = {
+    module = mlp(features, hidden, outputs)
+    meta: dict[str, Any] = {
         "name": f"demo-mlp-{size}",
         "version": "1.0.0",
         "input_shape": [features],
         "input_dtype": "float32",
         "output_shape": [outputs],
+        "config": {"features": features, "hidden": hidden, "outputs": outputs},
         "description": "Seeded MLP written by scripts/make_demo_model.py",
     }
-    buffer = io.BytesIO()
-    extra = {META_FILE: json.dumps(meta, sort_keys=True)}
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", DeprecationWarning)
-        torch.jit.save(scripted, buffer, _extra_files=extra)
-    return buffer.getvalue(), meta
+    return formats.dumps(module, meta), meta
+{%- endif %}
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -102,8 +120,15 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, write the model, print its sha256."""
+    if os.environ.get("PYTHONHASHSEED") != "0" and argv is None:
+        # TorchScript writes a module's constants in the order of a set of names, which
+        # follows the interpreter's random string hashing; with a fixed seed the file's
+        # bytes are the same on every run.
+        # Ref: https://docs.python.org/3/using/cmdline.html#envvar-PYTHONHASHSEED
+        env = {**os.environ, "PYTHONHASHSEED": "0"}
+        os.execve(sys.executable, [sys.executable, *sys.argv], env)  # noqa: S606 - this script again
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("models/model.pt"), help="target file")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="target file")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--size", choices=sorted(SIZES), default="small", help="model size")
     group.add_argument(
@@ -118,8 +143,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     digest = hashlib.sha256(data).hexdigest()
     print(
-        f"wrote {args.out} ({len(data)} bytes): {meta['name']} {meta['version']}, "
-        f"input {meta['input_shape']} {meta['input_dtype']}, output {meta['output_shape']}",
+        f"wrote {args.out} ({len(data)} bytes, {formats.FORMAT}): {meta['name']} "
+        f"{meta['version']}, input {meta['input_shape']} {meta['input_dtype']}, "
+        f"output {meta['output_shape']}",
         file=sys.stderr,
     )
     print(digest)

@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import create_engine, select
 from sqlalchemy.engine import Engine, make_url
 
-from conftest import serve
+from conftest import DEMO_NAME, item, serve
 from {{ cookiecutter.package_name }}.db import predictions
 from {{ cookiecutter.package_name }}.settings import Settings
 
@@ -174,7 +174,7 @@ async def wait_db_up(client: httpx.AsyncClient, within: float = 30) -> None:
 
 async def predict(client: httpx.AsyncClient, request_id: str) -> httpx.Response:
     return await client.post(
-        "/predict", json={"inputs": [[1.0, 2.0, 3.0, 4.0]]}, headers={"X-Request-ID": request_id}
+        "/predict", json={"inputs": [item()]}, headers={"X-Request-ID": request_id}
     )
 
 
@@ -202,7 +202,7 @@ def test_rows_are_written_with_the_request_ids(
                 assert row["status"] == "ok"
                 assert row["n_items"] == 1
                 assert row["model_version"] == "1.0.0"
-                assert row["model_name"] == "demo-mlp-small"
+                assert row["model_name"] == DEMO_NAME
                 assert len(str(row["input_sha256"])) == 64
                 assert json.loads(str(row["outputs"])) == response.json()["outputs"]
             ready = (await client.get("/ready")).json()

@@ -1,58 +1,48 @@
-"""A model that fails on some inputs: 500 for those requests only, counted."""
+{%- set pkg = cookiecutter.package_name -%}
+"""Failures in the model or the handler: a 500 for the requests concerned only, counted."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from collections.abc import Callable
-from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
-from conftest import serve
-from {{ cookiecutter.package_name }}.settings import Settings
+from conftest import is_poison, item, poison, serve
+from {{ pkg }}.handler import Handler, Input, Output
+from {{ pkg }}.settings import Settings
 
 
-class Picky(torch.nn.Module):
-    """Doubles its input, and refuses negative numbers."""
+class Picky(Handler):
+    """The project's handler, but its model fails on the poison item."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if bool((x < 0).any()):
-            raise RuntimeError("negative input")
-        return x * 2
+    def preprocess(self, item: Input) -> torch.Tensor:
+        tensor = super().preprocess(item)
+        return torch.full_like(tensor, float("nan")) if is_poison(item) else tensor
 
-
-@pytest.fixture
-def picky_model(tmp_path: Path) -> Path:
-    path = tmp_path / "picky.pt"
-    meta = {"name": "picky", "version": "3", "input_shape": [2], "output_shape": [2]}
-    scripted = torch.jit.script(Picky().eval())
-    torch.jit.save(scripted, str(path), _extra_files={"model_meta.json": json.dumps(meta)})
-    return path
+    def predict(self, batch: Any) -> Any:
+        if bool(torch.isnan(batch).any()):
+            raise RuntimeError("poisoned input")
+        return super().predict(batch)
 
 
 @pytest.mark.parametrize("batching", [True, False])
 def test_failing_forward_is_a_500_for_that_request_only(
-    settings_factory: Callable[..., Settings], picky_model: Path, batching: bool
+    settings_factory: Callable[..., Settings], batching: bool
 ) -> None:
     async def go() -> None:
-        settings = settings_factory(
-            model_path=picky_model,
-            model_sha256=None,
-            batching_enabled=batching,
-            batch_max_wait_ms=50,
-        )
-        async with serve(settings) as (_, client):
+        settings = settings_factory(batching_enabled=batching, batch_max_wait_ms=50)
+        async with serve(settings, Picky()) as (_, client):
             good, bad = await asyncio.gather(
-                client.post("/predict", json={"inputs": [[1, 2]]}),
-                client.post("/predict", json={"inputs": [[-1, 2]]}),
+                client.post("/predict", json={"inputs": [item()]}),
+                client.post("/predict", json={"inputs": [poison()]}),
             )
-            assert good.status_code == 200
-            assert good.json()["outputs"] == [[2.0, 4.0]]
+            assert good.status_code == 200, good.text
             assert bad.status_code == 500
-            assert bad.json()["detail"] == "inference failed: builtins.RuntimeError: negative input"
+            assert bad.json()["detail"] == "inference failed: RuntimeError: poisoned input"
             metrics = (await client.get("/metrics")).text
             errors = re.search(r"^inference_errors_total (\S+)$", metrics, re.M)
             assert errors is not None
@@ -62,27 +52,77 @@ def test_failing_forward_is_a_500_for_that_request_only(
     asyncio.run(go())
 
 
-class Log(torch.nn.Module):
-    """log(x): NaN below zero, -infinity at zero."""
+class NotANumber(Handler):
+    """The project's handler, but its model answers NaN and -infinity."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.log(x)
+    def predict(self, batch: Any) -> Any:
+        out = super().predict(batch).clone()
+        out[:, 0] = float("nan")
+        out[:, 1:] = float("-inf")
+        return out
 
 
 def test_nan_and_infinite_outputs_are_sent_as_null(
-    settings_factory: Callable[..., Settings], tmp_path: Path
+    settings_factory: Callable[..., Settings],
 ) -> None:
-    path = tmp_path / "log.pt"
-    meta = {"name": "log", "version": "1", "input_shape": [3], "output_shape": [3]}
-    scripted = torch.jit.script(Log().eval())
-    torch.jit.save(scripted, str(path), _extra_files={"model_meta.json": json.dumps(meta)})
-
     async def go() -> None:
-        async with serve(settings_factory(model_path=path, model_sha256=None)) as (_, client):
-            response = await client.post("/predict", json={"inputs": [[-1, 0, 1]]})
-            assert response.status_code == 200
+        async with serve(settings_factory(), NotANumber()) as (_, client):
+            response = await client.post("/predict", json={"inputs": [item()]})
+            assert response.status_code == 200, response.text
             # Strict JSON: no bare NaN or -Infinity tokens in the body.
             assert b"NaN" not in response.content and b"Infinity" not in response.content
-            assert response.json()["outputs"] == [[None, None, 0.0]]
+            assert "null" in response.text
+            response.json()
+
+    asyncio.run(go())
+
+
+class Broken(Handler):
+    """The project's handler with a bug: in ``preprocess`` of the poison item, or in
+    every ``postprocess`` after the start-up example's."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.answered = 0
+
+    def preprocess(self, item: Input) -> torch.Tensor:
+        if self.where == "preprocess" and is_poison(item):
+            raise KeyError("bug in preprocess")
+        return super().preprocess(item)
+
+    def postprocess(self, row: torch.Tensor) -> Output:
+        self.answered += 1
+        if self.where == "postprocess" and self.answered > 1:
+            raise ZeroDivisionError("bug in postprocess")
+        return super().postprocess(row)
+
+
+def test_a_bug_in_preprocess_is_a_500_for_that_request_only(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    async def go() -> None:
+        async with serve(settings_factory(), Broken("preprocess")) as (_, client):
+            good, bad = await asyncio.gather(
+                client.post("/predict", json={"inputs": [item()]}),
+                client.post("/predict", json={"inputs": [poison()]}),
+            )
+            assert good.status_code == 200, good.text
+            assert bad.status_code == 500
+            assert bad.json()["detail"] == "preprocess failed: KeyError: 'bug in preprocess'"
+
+    asyncio.run(go())
+
+
+def test_a_bug_in_postprocess_is_a_500_not_a_crash(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    async def go() -> None:
+        async with serve(settings_factory(), Broken("postprocess")) as (_, client):
+            response = await client.post("/predict", json={"inputs": [item()]})
+            assert response.status_code == 500
+            assert response.json()["detail"] == (
+                "postprocess failed: ZeroDivisionError: bug in postprocess"
+            )
+            assert (await client.get("/health")).status_code == 200
 
     asyncio.run(go())

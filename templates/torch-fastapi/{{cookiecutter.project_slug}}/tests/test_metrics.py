@@ -6,7 +6,7 @@ import asyncio
 import re
 from collections.abc import Callable
 
-from conftest import serve
+from conftest import DEMO_NAME, item, serve
 from {{ cookiecutter.package_name }}.settings import Settings
 
 SERIES = [
@@ -31,8 +31,8 @@ SERIES = [
 def test_metrics_are_exposed_and_count(settings_factory: Callable[..., Settings]) -> None:
     async def go() -> tuple[str, str]:
         async with serve(settings_factory()) as (_, client):
-            await client.post("/predict", json={"inputs": [[1, 2, 3, 4], [4, 3, 2, 1]]})
-            await client.post("/predict", json={"inputs": [[1, 2]]})
+            await client.post("/predict", json={"inputs": [item(1), item(2)]})
+            await client.post("/predict", json={"inputs": []})
             response = await client.get("/metrics")
             return response.headers["content-type"], response.text
 
@@ -44,4 +44,4 @@ def test_metrics_are_exposed_and_count(settings_factory: Callable[..., Settings]
     assert 'http_requests_total{method="POST",route="/predict",status="422"} 1.0' in text
     assert "prediction_items_total 2.0" in text
     assert "model_ready 1.0" in text
-    assert 'model_info{name="demo-mlp-small"' in text
+    assert 'model_info{name="' + DEMO_NAME + '"' in text

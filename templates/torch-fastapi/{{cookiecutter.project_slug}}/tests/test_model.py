@@ -1,4 +1,7 @@
-"""Model loading: good file, wrong checksum, missing, corrupt, no metadata, no GPU."""
+{%- set pkg = cookiecutter.package_name -%}
+{%- set fmt = cookiecutter.model_format -%}
+{%- set image = cookiecutter.task == "image-classification" -%}
+"""Loading the model ({{ fmt }}): good, wrong checksum, missing, corrupt, metadata, no GPU."""
 
 from __future__ import annotations
 
@@ -8,34 +11,58 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
-from conftest import SCRIPTS, make_model, serve
-from {{ cookiecutter.package_name }}.model import ModelLoadError, load_model
-from {{ cookiecutter.package_name }}.settings import Settings
+from conftest import DEMO_NAME, MODEL_FILE, PROJECT_DIR, make_model, serve
+from {{ pkg }} import formats
+from {{ pkg }}.handler import Handler
+from {{ pkg }}.handler_base import ModelMeta
+from {{ pkg }}.model import ModelLoadError, load_model
+from {{ pkg }}.settings import Settings
+
+
+def load(settings: Settings) -> tuple[Handler, ModelMeta]:
+    """Load the model named by ``settings`` into a new handler."""
+    handler = Handler()
+    return handler, load_model(settings, handler)
+
+
+def write(path: Path, module: torch.nn.Module, meta: dict[str, Any]) -> Path:
+    """Save ``module`` in this project's format, with ``meta``."""
+    path.write_bytes(formats.dumps(module, meta))
+    return path
 
 
 def test_good_model_loads_with_its_metadata(settings_factory: Callable[..., Settings]) -> None:
-    model = load_model(settings_factory())
-    assert model.meta.name == "demo-mlp-small"
-    assert model.meta.input_shape == (4,)
-    assert model.meta.output_shape == (3,)
-    out = model.forward(torch.zeros(2, 4))
-    assert tuple(out.shape) == (2, 3)
+    handler, meta = load(settings_factory())
+    assert meta.name == DEMO_NAME
+    assert meta.format == {{ fmt | json_str }}
+{%- if image %}
+    assert meta.input_shape == (3, 32, 32)
+    assert meta.output_shape == (10,)
+    assert meta.labels is not None and len(meta.labels) == 10
+{%- else %}
+    assert meta.input_shape == (4,)
+    assert meta.output_shape == (3,)
+{%- endif %}
+    rows = handler.run([handler.preprocess(handler.example())] * 2)
+    assert len(rows) == 2 and tuple(rows[0].shape) == meta.output_shape
 
 
 def test_demo_model_is_deterministic(tmp_path: Path, demo_model: tuple[Path, str]) -> None:
-    again = make_model(tmp_path / "again.pt")
+    again = make_model(tmp_path / MODEL_FILE)
     assert again == demo_model[1]
-    assert (tmp_path / "again.pt").read_bytes() == demo_model[0].read_bytes()
-    # The same bytes from a copy of the script elsewhere (as in a container's /app).
+    assert (tmp_path / MODEL_FILE).read_bytes() == demo_model[0].read_bytes()
+    # The same bytes from a copy of the project elsewhere (as in a container's /app).
     elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    shutil.copy(SCRIPTS / "make_demo_model.py", elsewhere)
+    for folder in ("src", "scripts"):
+        shutil.copytree(PROJECT_DIR / folder, elsewhere / folder)
+    script = elsewhere / "scripts" / "make_demo_model.py"
     result = subprocess.run(
-        [sys.executable, str(elsewhere / "make_demo_model.py"), "--out", str(tmp_path / "x.pt")],
+        [sys.executable, str(script), "--out", str(tmp_path / "x")],
         check=True,
         capture_output=True,
         text=True,
@@ -44,23 +71,26 @@ def test_demo_model_is_deterministic(tmp_path: Path, demo_model: tuple[Path, str
 
 
 def test_heavy_demo_model(settings_factory: Callable[..., Settings], tmp_path: Path) -> None:
-    path = tmp_path / "heavy.pt"
+    path = tmp_path / MODEL_FILE
     digest = make_model(path, "--heavy")
-    model = load_model(settings_factory(model_path=path, model_sha256=digest))
-    assert model.meta.name == "demo-mlp-heavy"
-    assert model.meta.input_shape == (512,)
-    assert model.meta.output_shape == (10,)
+    _, meta = load(settings_factory(model_path=path, model_sha256=digest))
+    assert meta.name == DEMO_NAME.replace("small", "heavy")
+{%- if image %}
+    assert meta.input_shape == (3, 96, 96)
+{%- else %}
+    assert meta.input_shape == (512,)
     assert path.stat().st_size > 10_000_000  # heavy enough for batching to pay off
+{%- endif %}
 
 
 def test_wrong_sha256_is_refused(settings_factory: Callable[..., Settings]) -> None:
     with pytest.raises(ModelLoadError, match="but MODEL_SHA256 is 0000"):
-        load_model(settings_factory(model_sha256="0" * 64))
+        load(settings_factory(model_sha256="0" * 64))
 
 
 def test_missing_file_is_refused(settings_factory: Callable[..., Settings], tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match="model file not found"):
-        load_model(settings_factory(model_path=tmp_path / "nope.pt", model_sha256=None))
+        load(settings_factory(model_path=tmp_path / "nope", model_sha256=None))
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated"])
@@ -70,59 +100,151 @@ def test_corrupt_file_is_refused(
     tmp_path: Path,
     damage: str,
 ) -> None:
-    bad = tmp_path / "bad.pt"
+    bad = tmp_path / MODEL_FILE
     if damage == "garbage":
-        bad.write_bytes(b"this is not a torchscript archive" * 10)
+        bad.write_bytes(b"this is not a model file" * 10)
     else:
-        bad.write_bytes(demo_model[0].read_bytes()[:2000])
-    with pytest.raises(ModelLoadError, match="not a loadable TorchScript archive"):
-        load_model(settings_factory(model_path=bad, model_sha256=None))
+        data = demo_model[0].read_bytes()
+        bad.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelLoadError, match="cannot be loaded as a {{ fmt }} model"):
+        load(settings_factory(model_path=bad, model_sha256=None))
+{%- if fmt == "state_dict" %}
+
+
+def test_weights_that_do_not_fit_the_network_are_refused(
+    settings_factory: Callable[..., Settings], tmp_path: Path
+) -> None:
+    # The header says one size, the tensors are of another: load_state_dict refuses.
+    from {{ pkg }}.networks import {{ "cnn" if image else "mlp" }}
+{% if image %}
+    module = cnn([4], 10)
+    meta = {"input_shape": [3, 32, 32], "config": {"channels": [8, 16], "classes": 10}}
+{%- else %}
+    module = mlp(4, [8], 3)
+    meta = {"input_shape": [4], "config": {"features": 4, "hidden": [16], "outputs": 3}}
+{%- endif %}
+    path = write(tmp_path / MODEL_FILE, module, meta)
+    with pytest.raises(ModelLoadError, match="cannot be loaded as a state_dict model"):
+        load(settings_factory(model_path=path, model_sha256=None))
+
+
+def test_a_file_without_metadata_says_what_is_missing(
+    settings_factory: Callable[..., Settings], tmp_path: Path
+) -> None:
+    from safetensors.torch import save_file
+
+    from {{ pkg }}.networks import {{ "cnn" if image else "mlp" }}
+
+    path = tmp_path / MODEL_FILE
+{%- if image %}
+    save_file(cnn([8, 16], 10).state_dict(), str(path))
+{%- else %}
+    save_file(mlp(4, [16], 3).state_dict(), str(path))
+{%- endif %}
+    # The demo handler builds its network from the sizes stored with the weights.
+    with pytest.raises(ModelLoadError, match="KeyError: 'config'"):
+        load(settings_factory(model_path=path, model_sha256=None))
+{%- else %}
+
+
+def _bare(path: Path, module: torch.nn.Module, example: torch.Tensor) -> Path:
+    """Save ``module`` with no metadata at all."""
+{%- if fmt == "torchscript" %}
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.save(torch.jit.script(module.eval()), str(path))
+{%- else %}
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    program = torch.export.export(module.eval(), (example,), dynamic_shapes=({0: batch},))
+    torch.export.save(program, str(path))
+{%- endif %}
+    return path
+{%- if image %}
+
+
+def test_model_without_metadata_needs_an_image_shape(
+    settings_factory: Callable[..., Settings], tmp_path: Path
+) -> None:
+    from {{ pkg }}.networks import cnn
+
+    plain = _bare(tmp_path / MODEL_FILE, cnn([4], 3), torch.zeros(2, 3, 16, 16))
+    with pytest.raises(ModelLoadError, match=r"an image model takes \[3, height, width\]"):
+        load(settings_factory(model_path=plain, model_sha256=None))
+    handler, meta = load(
+        settings_factory(model_path=plain, model_sha256=None, model_input_shape="3,16,16")
+    )
+    assert meta.input_shape == (3, 16, 16)
+    assert meta.output_shape == (3,)
+    assert meta.name == plain.stem
+    # Without label names, the labels are the class indices.
+    output = handler.postprocess(handler.run([handler.preprocess(handler.example())])[0])
+    assert {label.label for label in output.labels} == {"0", "1", "2"}
+{%- else %}
 
 
 def test_model_without_metadata_needs_a_shape(
     settings_factory: Callable[..., Settings], tmp_path: Path
 ) -> None:
-    plain = tmp_path / "plain.pt"
-    torch.jit.save(torch.jit.script(torch.nn.Linear(6, 2).eval()), str(plain))
+    plain = _bare(tmp_path / MODEL_FILE, torch.nn.Linear(6, 2), torch.zeros(2, 6))
     with pytest.raises(ModelLoadError, match="set MODEL_INPUT_SHAPE"):
-        load_model(settings_factory(model_path=plain, model_sha256=None))
-    model = load_model(
+        load(settings_factory(model_path=plain, model_sha256=None))
+    _, meta = load(
         settings_factory(
             model_path=plain, model_sha256=None, model_input_shape="6", model_version="v7"
         )
     )
-    assert model.meta.input_shape == (6,)
-    assert model.meta.output_shape == (2,)
-    assert model.meta.version == "v7"
-    assert model.meta.name == "plain"
+    assert meta.input_shape == (6,)
+    assert meta.output_shape == (2,)
+    assert meta.version == "v7"
+    assert meta.name == plain.stem
 
 
-def test_wrong_declared_shape_fails_the_warm_up(
+def test_wrong_declared_shape_fails_the_start_up_example(
     settings_factory: Callable[..., Settings], tmp_path: Path
 ) -> None:
-    plain = tmp_path / "plain.pt"
-    torch.jit.save(torch.jit.script(torch.nn.Linear(6, 2).eval()), str(plain))
-    with pytest.raises(ModelLoadError, match="warm-up forward pass failed"):
-        load_model(settings_factory(model_path=plain, model_sha256=None, model_input_shape="5"))
+    plain = _bare(tmp_path / MODEL_FILE, torch.nn.Linear(6, 2), torch.zeros(2, 6))
+    with pytest.raises(ModelLoadError, match="start-up example failed in the forward pass"):
+        load(settings_factory(model_path=plain, model_sha256=None, model_input_shape="5"))
+{%- endif %}
+{%- endif %}
+
+
+def test_declared_output_shape_is_checked(
+    settings_factory: Callable[..., Settings], tmp_path: Path
+) -> None:
+    from {{ pkg }}.networks import {{ "cnn" if image else "mlp" }}
+{% if image %}
+    config = {"channels": [8], "classes": 10}
+    meta = {"input_shape": [3, 32, 32], "output_shape": [7], "config": config}
+    path = write(tmp_path / MODEL_FILE, cnn([8], 10), meta)
+{%- else %}
+    config = {"features": 4, "hidden": [], "outputs": 3}
+    meta = {"input_shape": [4], "output_shape": [7], "config": config}
+    path = write(tmp_path / MODEL_FILE, mlp(4, [], 3), meta)
+{%- endif %}
+    with pytest.raises(ModelLoadError, match="but its metadata declares"):
+        load(settings_factory(model_path=path, model_sha256=None))
 
 
 def test_metadata_wins_over_settings(settings_factory: Callable[..., Settings]) -> None:
-    model = load_model(settings_factory(model_input_shape="7", model_input_dtype="int64"))
-    assert model.meta.input_shape == (4,)
-    assert model.meta.input_dtype == "float32"
+    _, meta = load(settings_factory(model_input_shape="7", model_input_dtype="int64"))
+    assert meta.input_shape == {{ "(3, 32, 32)" if image else "(4,)" }}
+    assert meta.input_dtype == "float32"
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
 def test_cuda_without_gpu_is_a_clear_error(settings_factory: Callable[..., Settings]) -> None:
     with pytest.raises(ModelLoadError, match="DEVICE=cuda but no CUDA device"):
-        load_model(settings_factory(device="cuda"))
+        load(settings_factory(device="cuda"))
 
 
 def test_failed_load_is_not_ready(
     settings_factory: Callable[..., Settings], tmp_path: Path
 ) -> None:
     async def go() -> None:
-        settings = settings_factory(model_path=tmp_path / "missing.pt", model_sha256=None)
+        settings = settings_factory(model_path=tmp_path / "missing", model_sha256=None)
         async with serve(settings) as (_, client):
             health = await client.get("/health")
             assert health.status_code == 503
@@ -131,9 +253,10 @@ def test_failed_load_is_not_ready(
             ready = await client.get("/ready")
             assert ready.status_code == 503
             assert ready.json()["ready"] is False
-            predict = await client.post("/predict", json={"inputs": [[1, 2, 3, 4]]})
+            predict = await client.post("/predict", json={"inputs": []})
             assert predict.status_code == 503
             assert predict.json()["detail"] == "the model is not ready (state: failed)"
+            assert predict.headers["retry-after"] == "1"
             metrics = (await client.get("/metrics")).text
             assert "model_ready 0.0" in metrics
 
@@ -145,8 +268,8 @@ def test_starting_state_answers_health_but_not_ready(
 ) -> None:
     import httpx
 
-    from {{ cookiecutter.package_name }}.app import create_app
-    from {{ cookiecutter.package_name }}.state import Runtime
+    from {{ pkg }}.app import create_app
+    from {{ pkg }}.state import Runtime
 
     async def go() -> None:
         # No lifespan yet: the app is in its first state, as during a long model load.
@@ -158,6 +281,6 @@ def test_starting_state_answers_health_but_not_ready(
             assert (health.status_code, health.json()["state"]) == (200, "starting")
             ready = await client.get("/ready")
             assert (ready.status_code, ready.json()["state"]) == (503, "starting")
-        assert runtime.model is None
+        assert runtime.meta is None
 
     asyncio.run(go())

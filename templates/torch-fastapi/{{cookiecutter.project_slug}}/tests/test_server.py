@@ -73,14 +73,14 @@ def test_serves_health_checks_and_stops_on_sigterm(
             assert time.monotonic() < deadline, "the service never became ready"
             time.sleep(0.2)
         assert _healthcheck(port) == 0
-        body = json.dumps({"inputs": [[1, 2, 3, 4]]}).encode()
+        body = (PROJECT_DIR / "examples" / "predict_request.json").read_bytes()
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/predict",
             data=body,
             headers={"content-type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=5) as r:
-            assert len(json.load(r)["outputs"]) == 1
+            assert len(json.load(r)["outputs"]) == len(json.loads(body)["inputs"])
         proc.send_signal(signal.SIGTERM)
         output, _ = proc.communicate(timeout=30)
     finally:

@@ -141,14 +141,40 @@ def test_items_limit_cannot_exceed_the_batch_size() -> None:
         Settings(db_enabled=False, batching_enabled=True, batch_max_size=4, max_items_per_request=8)
 
 
-def test_template_defaults() -> None:
-    settings = Settings(db_enabled=False)
-    assert settings.port == {{ cookiecutter.api_port | int }}
-    assert settings.batching_enabled is {{ "True" if cookiecutter.batching else "False" }}
-    assert settings.batch_max_size == {{ cookiecutter.batch_max_size | int }}
-    assert settings.db_name == {{ cookiecutter.db_name | json_str }}
-    assert settings.model_path == Path("/models/model.pt")
-    assert settings.device == {{ ("cuda" if cookiecutter.accelerator == "cuda" else "cpu") | json_str }}
+def _settings_table() -> list[tuple[list[str], str]]:
+    """(variables, default cell) of each row of the README's settings table."""
+    readme = (PROJECT_DIR / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## Settings", 1)[1].split("\n## ", 1)[0]
+    rows = []
+    for row in table.splitlines():
+        cells = [cell.strip() for cell in row.split("|")[1:-1]] if row.startswith("|") else []
+        if len(cells) >= 3:
+            rows.append((re.findall(r"`([A-Z][A-Z0-9_]*)`", cells[0]), cells[1]))
+    return rows
+
+
+def _as_documented(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def test_defaults_are_the_documented_ones() -> None:
+    # The README is what users read: each literal default there is the code's default.
+    checked = 0
+    for names, cell in _settings_table():
+        literals = re.fullmatch(r"`[^`]*`(, `[^`]*`)*", cell)
+        if literals is None:
+            continue  # a default described in words ("from the model's metadata")
+        values = re.findall(r"`([^`]*)`", cell)
+        assert len(values) == len(names), (names, cell)
+        for name, documented in zip(names, values, strict=True):
+            default = Settings.model_fields[name.lower()].default
+            assert _as_documented(default) == documented, name
+            checked += 1
+    assert checked >= 25
 
 
 def test_service_refuses_to_start_with_one_line(tmp_path: Path) -> None:
