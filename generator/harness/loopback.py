@@ -32,15 +32,20 @@ class NoAnswer(Exception):  # noqa: N818 - says what happened, like the harness'
         self.reason = reason
 
 
-def request(url: str, body: bytes | None = None, timeout: float = 5.0) -> tuple[int, bytes]:
-    """GET ``url``, or POST ``body`` to it as JSON; return the status and the body.
+def request(
+    url: str,
+    body: bytes | None = None,
+    timeout: float = 5.0,
+    content_type: str = "application/json",
+) -> tuple[int, bytes]:
+    """GET ``url``, or POST ``body`` to it (as JSON by default); return status and body.
 
     Raises :class:`NoAnswer` when nothing answers, ValueError for a URL off loopback.
     """
     parts = urlsplit(url)
     if parts.scheme != "http" or parts.hostname not in LOOPBACK_HOSTS:
         raise ValueError(f"only http:// URLs on loopback are allowed, got {url!r}")
-    headers = {"Content-Type": "application/json"} if body is not None else {}
+    headers = {"Content-Type": content_type} if body is not None else {}
     outgoing = urllib.request.Request(url, data=body, headers=headers)  # noqa: S310 - checked above
     try:
         with _OPENER.open(outgoing, timeout=timeout) as response:

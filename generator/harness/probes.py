@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,12 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _DB_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 
 
-def post_json(url: str, body: bytes, timeout: float = 30.0) -> tuple[int, bytes]:
-    """POST raw bytes as JSON; return status and body (HTTP errors included)."""
+def post_json(
+    url: str, body: bytes, timeout: float = 30.0, content_type: str = "application/json"
+) -> tuple[int, bytes]:
+    """POST raw bytes (JSON by default); return status and body (HTTP errors included)."""
     try:
-        return loopback.request(url, body, timeout=timeout)
+        return loopback.request(url, body, timeout=timeout, content_type=content_type)
     except loopback.NoAnswer as exc:
         raise SmokeFailed(f"POST {url} got no answer ({exc.reason})") from None
 
@@ -37,34 +40,127 @@ def count_inputs(body: Any) -> int | None:
     return None
 
 
-def predict(base_url: str, sample: Path) -> dict[str, Any]:
-    """POST the project's sample request; expect 200 and one output per input."""
+def describe_model(base_url: str) -> dict[str, Any]:
+    """``GET /model``: what the service says it serves (checked against its outputs)."""
+    try:
+        status, body = loopback.request(base_url + "/model", timeout=10.0)
+    except loopback.NoAnswer as exc:
+        raise SmokeFailed(f"GET /model got no answer ({exc.reason})") from None
+    try:
+        model = json.loads(body) if status == 200 else None
+    except ValueError:
+        model = None
+    if not isinstance(model, dict):
+        raise SmokeFailed(f"GET /model answered {status}: {body[:200]!r}")
+    return model
+
+
+def shape_of(value: Any) -> list[int] | None:
+    """Return the shape of nested lists of numbers (nulls allowed); None when ragged."""
+    if not isinstance(value, list):
+        return [] if value is None or isinstance(value, int | float) else None
+    if not value:
+        return [0]
+    shapes = [shape_of(entry) for entry in value]
+    first = shapes[0]
+    if first is None or any(shape != first for shape in shapes):
+        return None
+    return [len(value), *first]
+
+
+def check_output(output: Any, model: dict[str, Any]) -> str:
+    """Raise SmokeFailed unless ``output`` fits the model; return what was checked.
+
+    A classifier's output (``model["labels"]`` set) is ``{"labels": [{label, score}]}``
+    with known labels and scores from 0 to 1, best first; a tensor model's output has
+    the model's output shape.
+    """
+    labels = model.get("labels")
+    if isinstance(labels, list):
+        ranked = output.get("labels") if isinstance(output, dict) else None
+        if not isinstance(ranked, list) or not ranked:
+            raise SmokeFailed(f"a /predict output has no labels: {str(output)[:200]}")
+        scores = []
+        for entry in ranked:
+            label = entry.get("label") if isinstance(entry, dict) else None
+            score = entry.get("score") if isinstance(entry, dict) else None
+            if label not in labels:
+                raise SmokeFailed(f"/predict answered the label {label!r}, not one of the model's")
+            if not isinstance(score, int | float) or not 0 <= score <= 1:
+                raise SmokeFailed(f"/predict answered the score {score!r} for {label!r}")
+            scores.append(score)
+        if scores != sorted(scores, reverse=True):
+            raise SmokeFailed("/predict answered labels that are not best first")
+        return f"top {len(ranked)} of {len(labels)} labels"
+    expected = [int(n) for n in model.get("output_shape") or []]
+    got = shape_of(output)
+    if got != expected:
+        raise SmokeFailed(f"a /predict output has shape {got}, the model declares {expected}")
+    return f"shape {expected}"
+
+
+def _multipart(field: str, filename: str, data: bytes) -> tuple[bytes, str]:
+    """Return a multipart/form-data body with one file (as ``curl -F field=@file``) and its type."""
+    boundary = f"servegen-{secrets.token_hex(12)}"
+    head = (
+        f"--{boundary}\r\n"
+        f'Content-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    return head + data + f"\r\n--{boundary}--\r\n".encode(), (
+        f"multipart/form-data; boundary={boundary}"
+    )
+
+
+def predict(base_url: str, sample: Path, upload: Path | None = None) -> dict[str, Any]:
+    """POST the project's sample request; expect 200 and outputs that fit ``GET /model``.
+
+    With ``upload`` (an image), it is also sent as a multipart upload, and its answer
+    must equal the sample's first one (the sample holds the same image).
+    """
+    model = describe_model(base_url)
     raw = sample.read_bytes()
     expected = count_inputs(json.loads(raw))
     begin = time.monotonic()
     status, body = post_json(base_url + "/predict", raw)
     seconds = time.monotonic() - begin
+    answer = _answer(status, body)
+    outputs = answer["outputs"]
+    if expected is not None and len(outputs) != expected:
+        raise SmokeFailed(f"POST /predict gave {len(outputs)} outputs for {expected} inputs")
+    checked = {check_output(output, model) for output in outputs}
+    figures = {
+        "status": status,
+        "outputs": len(outputs),
+        "checked": ", ".join(sorted(checked)),
+        "latency_ms": round(seconds * 1000, 1),
+        "request_id": answer["request_id"],
+        "model_version": answer.get("model_version"),
+        "model": model.get("name"),
+    }
+    if upload is not None:
+        form, content_type = _multipart("image", upload.name, upload.read_bytes())
+        uploaded = _answer(*post_json(base_url + "/predict", form, content_type=content_type))
+        if uploaded["outputs"] != outputs[:1]:
+            raise SmokeFailed("the upload of the sample image got another answer than its JSON")
+        figures["upload_status"] = 200
+    return figures
+
+
+def _answer(status: int, body: bytes) -> dict[str, Any]:
+    """Return the JSON of a /predict answer: a 200 with outputs and a request id, or raise."""
     if status != 200:
         raise SmokeFailed(f"POST /predict answered {status}: {body[:200]!r}")
     try:
         answer = json.loads(body)
     except ValueError:
         raise SmokeFailed("POST /predict did not answer JSON") from None
-    outputs = answer.get("outputs") if isinstance(answer, dict) else None
-    if not isinstance(outputs, list):
+    if not isinstance(answer, dict) or not isinstance(answer.get("outputs"), list):
         raise SmokeFailed("POST /predict answer has no `outputs` list")
-    if expected is not None and len(outputs) != expected:
-        raise SmokeFailed(f"POST /predict gave {len(outputs)} outputs for {expected} inputs")
     request_id = answer.get("request_id")
     if not isinstance(request_id, str) or not request_id:
         raise SmokeFailed("POST /predict answer has no `request_id`")
-    return {
-        "status": status,
-        "outputs": len(outputs),
-        "latency_ms": round(seconds * 1000, 1),
-        "request_id": request_id,
-        "model_version": answer.get("model_version"),
-    }
+    return answer
 
 
 #: Bodies the service must refuse with a 4xx: broken JSON and the wrong shape.

@@ -23,6 +23,8 @@ from generator.template import load_template
 from generator.update import ANSWERS_FILE
 
 SAMPLE_REQUEST = Path("examples") / "predict_request.json"
+#: The image of an image-classification project's sample request, sent as an upload too.
+SAMPLE_IMAGE = Path("examples") / "image.jpg"
 REQUIRED_FILES = ("compose.yaml", "Dockerfile", "requirements.txt", str(SAMPLE_REQUEST))
 SECRET_NAMES = ("db_password", "db_root_password")
 
@@ -50,6 +52,14 @@ class Project:
     def sample_request(self) -> Path:
         """The sample ``POST /predict`` body the project carries."""
         return self.root / SAMPLE_REQUEST
+
+    @property
+    def sample_upload(self) -> Path | None:
+        """The sample image an image-classification project carries (None otherwise)."""
+        path = self.root / SAMPLE_IMAGE
+        if self.answers.get("task") != "image-classification" or not path.is_file():
+            return None
+        return path
 
     def missing_secrets(self) -> list[str]:
         """Secret names whose ``secrets/<name>.txt`` is absent (a fresh clone)."""

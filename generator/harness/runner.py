@@ -121,7 +121,8 @@ def _exercise(ctx: RunContext, report: Report) -> None:
             )
         )
     with _step(report, "predict") as step, _blame_container(ctx):
-        step.figures.update(probes.predict(url, ctx.project.sample_request))
+        project = ctx.project
+        step.figures.update(probes.predict(url, project.sample_request, project.sample_upload))
     request_id = str(step.figures["request_id"])
     with _step(report, "malformed") as step, _blame_container(ctx):
         step.figures.update(probes.malformed(url))

@@ -40,7 +40,12 @@ def compose_command() -> tuple[str, ...]:
 def wheelhouse(
     docker_client: Any, standin_images: dict[str, str], tmp_path_factory: Any
 ) -> Iterator[Path]:
-    """The shared wheelhouse for the stand-in Python image, filled when incomplete."""
+    """The shared wheelhouse for the stand-in Python image, filled when incomplete.
+
+    It holds the wheels of every CPU task and format: the default project's, and those
+    of an image-classification project with a state_dict (Pillow, python-multipart and
+    safetensors on top of the rest).
+    """
     from generator.harness import wheelhouse as wh
     from generator.harness.project import load_project
 
@@ -48,11 +53,12 @@ def wheelhouse(
     ignore = WHEELHOUSE_CACHE.parent / ".gitignore"
     if WHEELHOUSE_CACHE.parent != REPO_ROOT and not ignore.exists():
         ignore.write_text("*\n", encoding="utf-8")  # the cache never lands in a commit
-    project = load_project(render_default(tmp_path_factory.mktemp("wheels-for")))
     target = wh.probe_target(
         docker_client, standin_images["python"], "3.11", {"io.servegen.run": "wheelhouse"}
     )
-    wh.fill_auto(project, target, WHEELHOUSE_CACHE)
+    for answers in ({}, {"task": "image-classification"}):
+        rendered = render_default(tmp_path_factory.mktemp("wheels-for"), **answers)
+        wh.fill_auto(load_project(rendered), target, WHEELHOUSE_CACHE)
     yield WHEELHOUSE_CACHE
 
 

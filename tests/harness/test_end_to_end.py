@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness_helpers import REPO_ROOT, leftovers, run_harness, servegen_argv
+from harness_helpers import REPO_ROOT, leftovers, render_default, run_harness, servegen_argv
 
 from generator.harness.context import HarnessOptions
 
@@ -85,6 +85,8 @@ def test_default_project_passes_every_step_and_leaves_nothing(
     assert any("load build definition" in line for line in steps["build"]["log"])
     assert steps["ready"]["figures"]["startup_seconds"] > 0
     assert steps["predict"]["figures"]["status"] == 200
+    assert steps["predict"]["figures"]["checked"] == "shape [3]"
+    assert steps["predict"]["figures"]["model"] == "demo-mlp-small"
     assert steps["malformed"]["figures"] == {"broken_json": 422, "wrong_type": 422}
     assert steps["database"]["figures"]["rows"] == 1
     assert steps["teardown"]["figures"]["remaining"] == {}
@@ -111,6 +113,49 @@ def _corrupt_the_served_model(project: Path) -> None:
         "    atexit.register(lambda: open(out, 'ab').write(os.urandom(16)))\n"
     )
     script.write_text(text.replace(guard, guard + noise), encoding="utf-8")
+
+
+#: Every CPU task x format but the default (state_dict tensors, the test above).
+VARIANTS = [
+    pytest.param({"model_format": "torchscript"}, "shape [3]", id="tensor-torchscript"),
+    pytest.param({"model_format": "export"}, "shape [3]", id="tensor-export"),
+    pytest.param({"task": "image-classification"}, "top 5 of 10 labels", id="image-state_dict"),
+    pytest.param(
+        {"task": "image-classification", "model_format": "torchscript", "batching": "no"},
+        "top 5 of 10 labels",
+        id="image-torchscript",
+    ),
+    pytest.param(
+        {"task": "image-classification", "model_format": "export"},
+        "top 5 of 10 labels",
+        id="image-export",
+    ),
+]
+
+
+@pytest.mark.parametrize(("answers", "checked"), VARIANTS)
+def test_every_task_and_format_is_built_and_smoke_run(
+    docker_client: Any,
+    standin_images: dict[str, str],
+    wheelhouse: Path,
+    tmp_path: Path,
+    answers: dict[str, str],
+    checked: str,
+) -> None:
+    project = render_default(tmp_path / "render", **answers)
+    json_path = tmp_path / "report.json"
+    code = run_harness(_options(project, standin_images, wheelhouse, json_path=json_path))
+    report = json.loads(json_path.read_text(encoding="utf-8"))
+    steps = _steps(report)
+    failed = {name: s.get("message") for name, s in steps.items() if s["status"] != "passed"}
+    assert code == 0, (failed, steps.get("build", {}).get("log", [])[-20:])
+    predict = steps["predict"]["figures"]
+    # The sample request's outputs fit what GET /model says the model returns.
+    assert predict["checked"] == checked
+    if answers.get("task") == "image-classification":
+        assert predict["upload_status"] == 200  # curl -F image=@examples/image.jpg
+    assert steps["database"]["figures"]["rows"] == 1
+    assert leftovers(docker_client, report["run_id"]) == {}
 
 
 def test_corrupt_model_checksum_fails_the_smoke_test_and_leaves_nothing(

@@ -15,7 +15,7 @@ from http_stub import StubServer
 
 from generator.errors import SmokeFailed
 from generator.harness import loopback
-from generator.harness.probes import count_inputs, malformed, predict
+from generator.harness.probes import check_output, count_inputs, malformed, predict, shape_of
 from generator.harness.readiness import failed_state
 
 
@@ -26,10 +26,16 @@ def sample(tmp_path: Path) -> Path:
     return path
 
 
+MODEL = {"name": "m", "output_shape": [1], "labels": None}
+CLASSIFIER = {"name": "c", "output_shape": [3], "labels": ["cat", "dog", "owl"]}
+
+
 def test_a_good_answer_passes_with_its_figures(http_stub: StubServer, sample: Path) -> None:
+    http_stub.answer(200, MODEL, path="/model")
     http_stub.answer(200, {"outputs": [[0.1], [0.2]], "model_version": "1", "request_id": "a-1"})
     figures = predict(http_stub.url, sample)
     assert (figures["status"], figures["outputs"], figures["request_id"]) == (200, 2, "a-1")
+    assert figures["checked"] == "shape [1]"
 
 
 @pytest.mark.parametrize(
@@ -39,11 +45,14 @@ def test_a_good_answer_passes_with_its_figures(http_stub: StubServer, sample: Pa
         (200, {"result": []}, "no `outputs` list"),
         (200, {"outputs": [[0.1]], "request_id": "x"}, "gave 1 outputs for 2 inputs"),
         (200, {"outputs": [[0.1], [0.2]]}, "no `request_id`"),
+        (200, {"outputs": [[0.1], [0.2, 0.3]], "request_id": "x"}, r"shape \[2\], the model"),
+        (200, {"outputs": [0.1, 0.2], "request_id": "x"}, r"has shape \[\], the model declares"),
     ],
 )
 def test_a_wrong_answer_fails_with_the_reason(
     http_stub: StubServer, sample: Path, status: int, body: Any, message: str
 ) -> None:
+    http_stub.answer(200, MODEL, path="/model")
     http_stub.answer(status, body)
     with pytest.raises(SmokeFailed, match=message):
         predict(http_stub.url, sample)
@@ -61,8 +70,59 @@ def test_malformed_requests_must_get_a_client_error(http_stub: StubServer) -> No
 
 
 def test_no_answer_at_all_is_a_smoke_failure_naming_the_request(sample: Path) -> None:
-    with pytest.raises(SmokeFailed, match=r"POST http://127\.0\.0\.1:1/predict got no answer"):
+    with pytest.raises(SmokeFailed, match=r"GET /model got no answer"):
         predict("http://127.0.0.1:1", sample)
+
+
+def test_a_model_description_is_required(http_stub: StubServer, sample: Path) -> None:
+    http_stub.answer(503, {"detail": "not ready"}, path="/model")
+    with pytest.raises(SmokeFailed, match="GET /model answered 503"):
+        predict(http_stub.url, sample)
+
+
+def _ranked(*pairs: tuple[str, float]) -> dict[str, Any]:
+    return {"labels": [{"label": label, "score": score} for label, score in pairs]}
+
+
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [
+        (_ranked(("dog", 0.7), ("cat", 0.2)), None),
+        (_ranked(("fox", 0.7)), "the label 'fox', not one of the model's"),
+        (_ranked(("dog", 1.5)), "the score 1.5 for 'dog'"),
+        (_ranked(("dog", 0.2), ("cat", 0.7)), "not best first"),
+        ({"labels": []}, "has no labels"),
+        ([0.1, 0.2, 0.3], "has no labels"),
+    ],
+)
+def test_a_classifier_output_is_checked_against_the_labels(
+    output: Any, message: str | None
+) -> None:
+    if message is None:
+        assert check_output(output, CLASSIFIER) == "top 2 of 3 labels"
+    else:
+        with pytest.raises(SmokeFailed, match=message):
+            check_output(output, CLASSIFIER)
+
+
+def test_shape_of_nested_lists() -> None:
+    assert shape_of([[1, 2, None], [3, 4.5, 6]]) == [2, 3]
+    assert shape_of([[1, 2], [3]]) is None
+    assert shape_of([]) == [0]
+    assert shape_of(1.5) == []
+    assert shape_of("x") is None
+
+
+def test_an_upload_must_get_the_same_answer(http_stub: StubServer, tmp_path: Path) -> None:
+    sample = tmp_path / "predict_request.json"
+    sample.write_text(json.dumps({"inputs": [{"image": "eA=="}]}), encoding="utf-8")
+    image = tmp_path / "image.jpg"
+    image.write_bytes(b"x")
+    http_stub.answer(200, CLASSIFIER, path="/model")
+    http_stub.answer(200, {"outputs": [_ranked(("owl", 0.9))], "request_id": "r"})
+    figures = predict(http_stub.url, sample, image)
+    assert figures["upload_status"] == 200
+    assert figures["checked"] == "top 1 of 3 labels"
 
 
 def test_loopback_http_answers_error_statuses_and_refuses_other_hosts(
