@@ -17,6 +17,7 @@ EXPECTED_FILES = [
     "README.md",
     "compose.yaml",
     "docs/containers.md",
+    "docs/your-model.md",
     "examples/predict_request.json",
     "pyproject.toml",
     "requirements-dev.txt",
@@ -59,6 +60,7 @@ EXPECTED_FILES = [
     "tests/test_model.py",
     "tests/test_server.py",
     "tests/test_settings.py",
+    "tests/test_walkthrough.py",
     "wheels/README.md",
 ]
 
