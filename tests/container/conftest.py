@@ -1,8 +1,10 @@
 """Variants of the container tests and a per-session cache of rendered projects.
 
 The options that change the container files are multiplied: Python version (base
-image), accelerator (wheel index, GPU reservation) and batching; one more variant
-carries an older torch, another port and a project name full of punctuation.
+image), accelerator (wheel index, GPU reservation) and batching; the model format (the
+trim and the build's self-test) and the task (Pillow) are cycled through them; one
+more variant carries an older torch, another port and a project name full of
+punctuation.
 """
 
 from __future__ import annotations
@@ -19,14 +21,19 @@ from container_helpers import render
 PYTHONS = ("3.11", "3.12", "3.13")
 ACCELERATORS = ("cpu", "cuda")
 BATCHING = (True, False)
+FORMATS = ("state_dict", "torchscript", "export")
+TASKS = ("tensor", "image-classification")
 
 
 def variants() -> list[tuple[str, dict[str, Any]]]:
     """Return (test id, answers) for every variant."""
     out = []
-    for python, accel, batching in itertools.product(PYTHONS, ACCELERATORS, BATCHING):
-        ident = f"py{python}-{accel}-{'batch' if batching else 'nobatch'}"
-        out.append((ident, {"python_version": python, "accelerator": accel, "batching": batching}))
+    combos = itertools.product(PYTHONS, ACCELERATORS, BATCHING)
+    for index, (python, accel, batching) in enumerate(combos):
+        fmt, task = FORMATS[index % 3], TASKS[index // 3 % 2]
+        ident = f"py{python}-{accel}-{'batch' if batching else 'nobatch'}-{task}-{fmt}"
+        answers = {"python_version": python, "accelerator": accel, "batching": batching}
+        out.append((ident, {**answers, "model_format": fmt, "task": task}))
     out.append(
         (
             "torch2.5.1-cuda-port9000-oddname",

@@ -17,6 +17,13 @@ from compose_helpers import compose_command as find_compose_command
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_DIR = REPO_ROOT / "templates" / "torch-fastapi"
+#: Model format -> the model file's name in the container (written out here, not read
+#: from the template, so that a change is noticed).
+MODEL_FILES: dict[str, str] = {
+    "state_dict": "model.safetensors",
+    "torchscript": "model.pt",
+    "export": "model.pt2",
+}
 COMPAT = json.loads((TEMPLATE_DIR / "torch_compat.json").read_text(encoding="utf-8"))["versions"]
 
 #: Label put on every image and container these tests create, for clean-up.

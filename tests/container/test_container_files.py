@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from container_helpers import COMPAT, arg_defaults, compose_config, parse_dockerfile
+from container_helpers import (
+    COMPAT,
+    MODEL_FILES,
+    arg_defaults,
+    compose_config,
+    parse_dockerfile,
+)
 from docker.utils.build import exclude_paths
 
 # ---------------------------------------------------------------------------------
@@ -87,6 +93,27 @@ def test_dockerfile_package_sources(project: Path, variant: dict[str, Any]) -> N
     assert not re.search(r"pip install[^;&]*\s(\.|-e)(\s|$)", install)
 
 
+#: Model format -> what the build's self-test must load a model with.
+SELF_TEST_LOADER = {
+    "state_dict": "from safetensors.torch import save, load",
+    "torchscript": "torch.jit.load(b)",
+    "export": "torch.export.load(b).module()",
+}
+
+
+def test_dockerfile_trims_what_the_format_does_not_need_and_proves_it(
+    project: Path, variant: dict[str, Any]
+) -> None:
+    ins = parse_dockerfile((project / "Dockerfile").read_text(encoding="utf-8"))
+    fmt = variant.get("model_format", "state_dict")
+    # A torch.export program needs torch's compiler stack (sympy, networkx) to load.
+    assert arg_defaults(ins)["TRIM_COMPILER_DEPS"] == ("0" if fmt == "export" else "1")
+    (trim,) = [i.args for i in ins if i.keyword == "RUN" and "venv trimmed" in i.args]
+    assert SELF_TEST_LOADER[fmt] in trim
+    assert "torch.inference_mode()" in trim
+    assert ("from PIL import Image" in trim) is (variant.get("task") == "image-classification")
+
+
 def test_dockerfile_layer_order_and_ownership(project: Path) -> None:
     ins = parse_dockerfile((project / "Dockerfile").read_text(encoding="utf-8"))
     last = max(i.stage for i in ins)
@@ -154,7 +181,12 @@ def test_compose_config_resolves(project: Path, variant: dict[str, Any]) -> None
     ]
     assert [s["source"] for s in app["secrets"]] == ["db_password"]
     assert app["environment"]["DB_PASSWORD_FILE"] == "/run/secrets/db_password"
-    assert app["environment"]["MODEL_PATH"] == "/models/model.pt"
+    model_file = MODEL_FILES[variant.get("model_format", "state_dict")]
+    assert (
+        app["environment"]["MODEL_PATH"]
+        == dl["environment"]["MODEL_PATH"]
+        == (f"/models/{model_file}")
+    )
 
     devices = app.get("deploy", {}).get("resources", {}).get("reservations", {}).get("devices")
     if variant["accelerator"] == "cuda":

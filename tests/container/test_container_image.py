@@ -336,6 +336,9 @@ def test_image_healthcheck_reports_healthy_and_sigterm_stops_cleanly(
         assert status == "healthy", container.logs(tail=30).decode()
         log = container.attrs["State"]["Health"]["Log"]
         assert log and log[-1]["ExitCode"] == 0
+        # The default project (a safetensors state_dict) starts without a single warning.
+        output = container.logs().decode()
+        assert "Warning" not in output and "deprecated" not in output.lower(), output
         container.stop(timeout=30)
         container.reload()
         assert container.attrs["State"]["ExitCode"] == 0, "graceful exit on SIGTERM"

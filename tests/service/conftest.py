@@ -18,18 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from service_helpers import CUDA, DEFAULT, VARIANT, render, venv_for
+from service_helpers import PROJECTS, render, venv_for
 
 MYSQL_LABEL = "servegen.test"
 
 
 @pytest.fixture(scope="session")
 def projects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The default project and two variants, rendered once per session."""
+    """Every project of ``PROJECTS``, rendered once per session."""
     return {
-        "default": render(DEFAULT, tmp_path_factory.mktemp("default")),
-        "variant": render(VARIANT, tmp_path_factory.mktemp("variant")),
-        "cuda": render(CUDA, tmp_path_factory.mktemp("cuda")),
+        name: render(answers, tmp_path_factory.mktemp(name)) for name, answers in PROJECTS.items()
     }
 
 

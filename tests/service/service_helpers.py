@@ -38,11 +38,26 @@ VARIANT: dict[str, Any] = {
     "db_name": "fraud_log",
     "batching": False,
     "batch_max_size": "16",
+    "model_format": "torchscript",
 }
+IMAGE = "image-classification"
 
-
-#: The CUDA flavour: the same pins, a GPU by default; its tests must pass without one.
-CUDA: dict[str, Any] = {"project_name": "Vision Service", "accelerator": "cuda"}
+#: name -> answers: every CPU task x format (the default and the variant among them),
+#: and the CUDA flavour, whose tests must pass without a GPU.
+PROJECTS: dict[str, dict[str, Any]] = {
+    "default": DEFAULT,
+    "variant": VARIANT,
+    "tensor-export": {"project_name": "Tensor Export", "model_format": "export"},
+    "image-state_dict": {"project_name": "Image Weights", "task": IMAGE},
+    "image-torchscript": {
+        "project_name": "Image Script",
+        "task": IMAGE,
+        "model_format": "torchscript",
+        "batching": False,
+    },
+    "image-export": {"project_name": "Image Export", "task": IMAGE, "model_format": "export"},
+    "cuda": {"project_name": "Vision Service", "accelerator": "cuda", "task": IMAGE},
+}
 
 
 def mysql_parts(url: str) -> dict[str, str]:
@@ -129,7 +144,7 @@ def venv_for(project: Path) -> Path:
     return target
 
 
-def _prune(keep: Path, most: int = 3) -> None:
+def _prune(keep: Path, most: int = 5) -> None:
     """Keep the cache small: each venv holds torch (about 1 GB)."""
     entries = [p for p in VENV_CACHE.iterdir() if p.is_dir() and (p / ".complete").exists()]
     entries.sort(key=lambda p: (p / ".complete").stat().st_mtime, reverse=True)

@@ -17,7 +17,15 @@ from pathlib import Path
 import pytest
 from markdown_text import md_unescape
 from project_files import expected_files
-from service_helpers import VARIANT, free_port, http, mysql_parts, running, wait_http
+from service_helpers import (
+    PROJECTS,
+    VARIANT,
+    free_port,
+    http,
+    mysql_parts,
+    running,
+    wait_http,
+)
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
@@ -32,11 +40,11 @@ def _package(project: Path) -> str:
     return next(p.name for p in (project / "src").iterdir() if p.is_dir())
 
 
-@pytest.mark.parametrize("name", ["default", "variant", "cuda"])
+@pytest.mark.parametrize("name", list(PROJECTS))
 def test_file_set_and_escaped_free_text(projects: dict[str, Path], name: str) -> None:
     project = projects[name]
     package = _package(project)
-    for rel in expected_files(package):
+    for rel in expected_files(package, PROJECTS[name].get("task", "tensor")):
         assert (project / rel).is_file(), rel
     for path in project.rglob("*"):
         if path.is_file() and path.suffix in (".py", ".toml", ".json", ".md", ".txt"):
@@ -56,7 +64,7 @@ def test_file_set_and_escaped_free_text(projects: dict[str, Path], name: str) ->
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["default", "variant", "cuda"])
+@pytest.mark.parametrize("name", list(PROJECTS))
 def test_generated_project_is_lint_clean_and_typed(
     projects: dict[str, Path], project_venv: dict[str, Path], name: str
 ) -> None:
@@ -75,7 +83,7 @@ def test_generated_project_is_lint_clean_and_typed(
 
 @pytest.mark.slow
 @pytest.mark.mysql
-@pytest.mark.parametrize("name", ["default", "variant", "cuda"])
+@pytest.mark.parametrize("name", list(PROJECTS))
 def test_generated_tests_pass(
     projects: dict[str, Path], project_venv: dict[str, Path], mysql_url: str | None, name: str
 ) -> None:
@@ -106,7 +114,7 @@ def test_service_under_uvicorn(
 ) -> None:
     project, python = projects["default"], str(project_venv["default"] / "bin" / "python")
     package = _package(project)
-    model = tmp_path / "model.pt"
+    model = tmp_path / "model.safetensors"
     made = subprocess.run(
         [python, "scripts/make_demo_model.py", "--out", str(model)],
         cwd=project,
@@ -153,7 +161,7 @@ def test_service_under_uvicorn(
         assert answer["model_version"] == "1.0.0"
         status, bad_headers, body = http("POST", f"{base}/predict", b'{"inputs": [[1, 2]]}')
         assert status == 422
-        assert json.loads(body)["detail"] == "each item must have shape [4], got [2]"
+        assert json.loads(body)["detail"] == "inputs.0: must have shape [4], got [2]"
         status, _, body = http("GET", f"{base}/model")
         assert json.loads(body)["sha256"] == sha256
         status, _, body = http("GET", f"{base}/metrics")
