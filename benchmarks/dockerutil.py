@@ -145,11 +145,17 @@ def venv_breakdown(client: Any, ref: str, timeout: float = 120.0) -> dict[str, A
     return result
 
 
-def make_model(client: Any, image: str, out_dir: Path, extra_args: list[str]) -> str:
-    """Run the image's own demo-model maker into ``out_dir``; return the printed sha256."""
+def make_model(client: Any, image: str, out_dir: Path, extra_args: list[str], filename: str) -> str:
+    """Run the image's own demo-model maker into ``out_dir/filename``; return its sha256."""
     container = client.containers.run(
         image,
-        entrypoint=["python", "scripts/make_demo_model.py", "--out", "/out/model.pt", *extra_args],
+        entrypoint=[
+            "python",
+            "scripts/make_demo_model.py",
+            "--out",
+            f"/out/{filename}",
+            *extra_args,
+        ],
         command=[],
         user="0",  # the bind-mounted host folder belongs to root
         volumes={str(out_dir): {"bind": "/out", "mode": "rw"}},

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchmarks import dockerutil, harness_adapter, images, serving
+from benchmarks import dockerutil, harness_adapter, images, serving, variants
 from benchmarks.report import Results, Row, Target
 from benchmarks.serving import ModelSpec, find_point
 from benchmarks.stats import median
@@ -63,19 +63,26 @@ def engine_sections(bench: EngineRun, project_dir: Path) -> None:
     """Run the build, start-up and serving sections that ``bench.opts`` asks for."""
     sections = bench.opts.sections
     built = _build_section(bench, project_dir)
-    if not ({"startup", "serving"} & set(sections)):
+    if not ({"startup", "serving", "formats", "image"} & set(sections)):
         return
     if "servegen" not in built:
         built["servegen"] = _build_for_serving(bench, project_dir)
-    models = _make_models(bench, built["servegen"])
-    port = harness_adapter.project(project_dir).api_port
-    with dockerutil.network(bench.client, bench.network, bench.run_id):
-        base_env = _database_env(bench)
-        if "startup" in sections:
-            _startup_section(bench, project_dir, built, port, base_env, models[0])
-        if "serving" in sections:
-            _serving_section(bench, built["servegen"], port, base_env, models)
-        dockerutil.cleanup(bench.client, bench.run_id)
+    bench.model_dir.mkdir()
+    if {"startup", "serving"} & set(sections):
+        models = _make_models(bench, project_dir, built["servegen"])
+        port = harness_adapter.project(project_dir).api_port
+        with dockerutil.network(bench.client, bench.network, bench.run_id):
+            base_env = _database_env(bench)
+            if "startup" in sections:
+                _startup_section(bench, project_dir, built, port, base_env, models[0])
+            if "serving" in sections:
+                _serving_section(bench, built["servegen"], port, base_env, models)
+            dockerutil.cleanup(bench.client, bench.run_id)
+    default = variants.measured(bench, project_dir, built["servegen"])
+    if "formats" in sections:
+        variants.formats_section(bench, default)
+    if "image" in sections:
+        variants.image_section(bench, default)
 
 
 def _build_section(bench: EngineRun, project_dir: Path) -> dict[str, str]:
@@ -123,7 +130,7 @@ def _build_for_serving(bench: EngineRun, project_dir: Path) -> str:
     return target.image
 
 
-def _make_models(bench: EngineRun, image: str) -> list[ModelSpec]:
+def _make_models(bench: EngineRun, project_dir: Path, image: str) -> list[ModelSpec]:
     """Make the demo model and the heavier one with the image's own script.
 
     The demo model is needed by everything after; a heavier model that cannot be made
@@ -132,16 +139,16 @@ def _make_models(bench: EngineRun, image: str) -> list[ModelSpec]:
     bench.progress(
         "making the demo model and the heavier benchmark model with the image's own script"
     )
-    bench.model_dir.mkdir()
-    sha = dockerutil.make_model(bench.client, image, bench.model_dir, [])
-    models = [ModelSpec("tiny", "model.pt", sha, ())]
+    fmt = str(harness_adapter.project(project_dir).answers["model_format"])
+    filename = variants.MODEL_FILES[fmt]
+    sha = dockerutil.make_model(bench.client, image, bench.model_dir, [], filename)
+    models = [ModelSpec("tiny", filename, sha, ())]
     heavy_args = bench.opts.heavy_model_args
     try:
         sub = bench.model_dir / "heavy"
         sub.mkdir()
-        sha = dockerutil.make_model(bench.client, image, sub, list(heavy_args))
-        (sub / "model.pt").rename(bench.model_dir / "heavy.pt")
-        models.append(ModelSpec("heavy", "heavy.pt", sha, heavy_args))
+        sha = dockerutil.make_model(bench.client, image, sub, list(heavy_args), filename)
+        models.append(ModelSpec("heavy", f"heavy/{filename}", sha, heavy_args))
     except Exception as exc:
         bench.results.failures.append(f"heavier model: {exc}")
     return models

@@ -2,9 +2,10 @@
 
 Sections (``--only`` picks some): ``generation`` (no engine needed), ``build`` (image
 and build figures, servegen against the naive single-stage pattern), ``startup`` and
-``serving`` (the servegen image). A section that fails is reported as failed and the
-others still run; every container, network and image the run made is removed at the
-end, also on Ctrl-C.
+``serving`` (the servegen image), ``formats`` (each model format against TorchScript)
+and ``image`` (image classification, batching on against off). A section that fails is
+reported as failed and the others still run; every container, network and image the
+run made is removed at the end, also on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from benchmarks import dockerutil, engine, generation, harness_adapter
 from benchmarks.report import Results, Row, Target
 from benchmarks.serving import LoadPlan
 
-SECTIONS = ("generation", "build", "startup", "serving")
+SECTIONS = ("generation", "build", "startup", "serving", "formats", "image")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -152,7 +153,7 @@ def run(opts: RunOptions) -> Results:
     results = Results(
         command=opts.command, started_utc=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     )
-    needs_engine = any(s in opts.sections for s in ("build", "startup", "serving"))
+    needs_engine = any(s != "generation" for s in opts.sections)
     client = None
     if needs_engine:
         client = harness_adapter.connect()

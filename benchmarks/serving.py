@@ -201,8 +201,13 @@ def run_configuration(
     plan: LoadPlan,
     health_levels: tuple[int, ...],
     progress: Callable[[str], None],
+    body: bytes | None = None,
 ) -> list[dict[str, Any]]:
-    """Start one app container and run every load point of one configuration."""
+    """Start one app container and run every load point of one configuration.
+
+    ``body`` is the ``/predict`` request (default: one tensor item of the model's input
+    shape, from ``GET /model``).
+    """
     env = {
         **base_env,
         "MODEL_PATH": f"/models/{model.filename}",
@@ -222,8 +227,9 @@ def run_configuration(
         cpuset=plan.server_cpuset,
     )
     try:
-        info = _model_info(app)
-        body = predict_body([int(x) for x in info.get("input_shape", [])])
+        if body is None:
+            info = _model_info(app)
+            body = predict_body([int(x) for x in info.get("input_shape", [])])
         _warm(app, body)
 
         def measure(endpoint: str, level: int) -> dict[str, Any]:

@@ -555,3 +555,58 @@ def test_database_for_the_prediction_log_starts_and_leaves_nothing(
     assert client.containers.list(all=True, filters=flt) == []
     assert client.networks.list(filters=flt) == []
     assert client.volumes.list(filters=flt) == []
+
+
+# ------------------------------------------------------------------ format and image variants
+
+
+def test_variants_render_with_their_answers(tmp_path: Path) -> None:
+    from benchmarks import variants
+
+    project = variants.render_variant(tmp_path, model_format="export", task="image-classification")
+    answers = (project / ".servegen-answers.yml").read_text(encoding="utf-8")
+    assert 'model_format: "export"' in answers and 'task: "image-classification"' in answers
+    assert set(variants.MODEL_FILES) == set(variants.FORMATS)
+
+
+def test_format_rows_compare_each_format_with_torchscript(tmp_path: Path) -> None:
+    from benchmarks import variants
+
+    class Bench:
+        results = report.Results(command="test", started_utc="now")
+
+    def figures(fmt: str, added: int, load: float, rps: float) -> Any:
+        got = variants.FormatFigures(fmt, variants.Built(tmp_path, "img", added))
+        got.loads = [load, load * 2, load / 2]
+        got.points = [
+            {
+                "model": got.label,
+                "batching": "on",
+                "endpoint": "/predict",
+                "concurrency": 32,
+                "throughput_rps": rps,
+                "p50_ms": 5.0,
+            },
+            {
+                "model": got.label,
+                "batching": "on",
+                "endpoint": "/predict",
+                "concurrency": 1,
+                "throughput_rps": rps / 10,
+                "p50_ms": 1.0,
+            },
+        ]
+        return got
+
+    base = figures("torchscript", 100, 0.01, 2000.0)
+    bench: Any = Bench()
+    variants._format_rows(bench, base, None)
+    variants._format_rows(bench, figures("export", 150, 1.5, 1000.0), base)
+    rows = {row.key: row for row in bench.results.rows}
+    assert rows["formats.torchscript.load"].value == 0.01
+    assert rows["formats.torchscript.load"].ratio is None
+    assert rows["formats.export.bytes"].ratio == 1.5
+    assert rows["formats.export.load"].ratio == 150.0
+    assert rows["formats.export.rps32"].ratio == 0.5
+    assert rows["formats.export.p50_1"].ratio == 1.0
+    assert "median of 1.500, 3.000, 0.750 s" in rows["formats.export.load"].note
