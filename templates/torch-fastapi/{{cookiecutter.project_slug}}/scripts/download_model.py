@@ -3,9 +3,13 @@
     MODEL_URL=https://example.org/model.pt MODEL_SHA256=<hex> python scripts/download_model.py
 
 Settings come from flags or the environment (flags win): ``--url``/``MODEL_URL``
-(http, https or file), ``--sha256``/``MODEL_SHA256``, ``--out``/``MODEL_PATH``
-(default /models/model.pt). The sha256 is required; ``--insecure-skip-verify``
-(or ``MODEL_INSECURE_SKIP_VERIFY=true``) turns the check off, with a warning.
+(http, https or file), ``--sha256``/``MODEL_SHA256``, or ``--sha256-url``/
+``MODEL_SHA256_URL`` (where to read it: a checksum file as ``sha256sum`` writes it,
+published beside the model as many model hosts do),
+``--out``/``MODEL_PATH`` (default /models/{{ cookiecutter.model_format | model_file }}). ``--env-file .env`` reads
+``KEY=VALUE`` lines too (the variables of the environment win, as with compose). The
+sha256 is required; ``--insecure-skip-verify`` (or ``MODEL_INSECURE_SKIP_VERIFY=true``)
+turns the check off, with a warning.
 
 The file is written to a temporary name in the target folder, fsynced, checked and
 renamed into place, so the final name only ever holds a complete, verified file. A
@@ -52,6 +56,7 @@ EXIT_REFUSED = 6
 EXIT_IO = 7
 
 CHUNK = 1024 * 1024
+DEFAULT_OUT = "/models/{{ cookiecutter.model_format | model_file }}"
 USER_AGENT = "model-downloader/1.0"
 _SHA256_RE = re.compile(r"^[0-9a-fA-F]{64}$")
 _TRUE = ("1", "true", "yes", "on")
@@ -312,9 +317,71 @@ def download(
     return actual
 
 
+def read_env_file(path: Path) -> dict[str, str]:
+    """``KEY=VALUE`` lines of a .env file: comments, blank lines and ``export`` allowed.
+
+    A value may be quoted with ' or "; nothing is interpolated (compose's own rules for
+    the plain cases this project's .env.example uses).
+    """
+    values = {}
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = line.removeprefix("export ").split("=", 1)
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def _env(argv: list[str] | None) -> dict[str, str]:
+    """The environment, over the values of ``--env-file`` when one is given."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--env-file", type=Path)
+    known, _ = pre.parse_known_args(argv)
+    if known.env_file is None:
+        return dict(os.environ)
+    try:
+        from_file = read_env_file(known.env_file)
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"error: cannot read --env-file {known.env_file}: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None
+    return {**from_file, **os.environ}
+
+
+def fetch_sha256(url: str, *, retries: int, timeout: float, backoff: float) -> str:
+    """The first word of the checksum file at ``url`` (``sha256sum`` writes ``<hex>  <name>``).
+
+    Retried like the model itself; a checksum file is small, so it is read in one go.
+    """
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            response, _ = _open(url, timeout)
+            with response:
+                words = response.read(4096).decode("utf-8", "replace").split()
+            break
+        except RetryableError as exc:
+            if attempt > retries:
+                raise DownloadError(
+                    f"cannot read the sha256 from {redact(url)}: {exc}", EXIT_NETWORK
+                ) from None
+            time.sleep(random.uniform(0, backoff * 2 ** (attempt - 1)))  # noqa: S311
+        except OSError as exc:  # the connection broke while reading
+            reason = f"cannot read the sha256 from {redact(url)}: {exc}"
+            raise DownloadError(reason, EXIT_NETWORK) from None
+    if not words or not _SHA256_RE.match(words[0]):
+        raise DownloadError(f"{redact(url)} holds no sha256", EXIT_USAGE)
+    log(f"expected sha256 {words[0].lower()} (from {redact(url)})")
+    return words[0]
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Flags over environment; exits 2 with one line on bad input."""
-    env = os.environ
+    env = _env(argv)
     parser = argparse.ArgumentParser(
         description="Download a model file, verified by sha256, atomically.",
         epilog=__doc__[__doc__.index("Exit codes:") :],
@@ -323,8 +390,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--url", default=env.get("MODEL_URL"), help="http(s):// or file:// URL")
     parser.add_argument("--sha256", default=env.get("MODEL_SHA256") or None, help="expected hex")
     parser.add_argument(
-        "--out", type=Path, default=Path(env.get("MODEL_PATH") or "/models/model.pt")
+        "--sha256-url",
+        default=env.get("MODEL_SHA256_URL") or None,
+        help="where to read the expected hex (when --sha256 is not given)",
     )
+    parser.add_argument("--out", type=Path, default=Path(env.get("MODEL_PATH") or DEFAULT_OUT))
+    parser.add_argument("--env-file", type=Path, help="also read KEY=VALUE lines from this file")
     parser.add_argument(
         "--insecure-skip-verify",
         action="store_true",
@@ -343,8 +414,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"unsupported URL scheme {scheme or '(none)'!r}: use http, https or file")
     if args.sha256 and not _SHA256_RE.match(args.sha256.strip()):
         parser.error("the sha256 must be 64 hexadecimal characters")
-    if not args.sha256 and not args.insecure_skip_verify:
-        parser.error("no sha256: set MODEL_SHA256 or pass --sha256 (or --insecure-skip-verify)")
+    if args.sha256_url and urllib.parse.urlsplit(args.sha256_url).scheme.lower() not in (
+        "http",
+        "https",
+        "file",
+    ):
+        parser.error("the sha256 URL must be http, https or file")
+    if not (args.sha256 or args.sha256_url) and not args.insecure_skip_verify:
+        parser.error(
+            "no sha256: set MODEL_SHA256 (or MODEL_SHA256_URL) or pass --sha256"
+            " (or --insecure-skip-verify)"
+        )
     if args.retries < 0 or args.timeout <= 0 or args.backoff < 0 or args.max_backoff < 0:
         parser.error("--retries, --timeout and the backoffs must not be negative")
     return args
@@ -353,10 +433,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the download; return the documented exit code."""
     args = parse_args(argv)
-    expected = None if args.insecure_skip_verify else args.sha256.strip()
     if args.insecure_skip_verify:
         log("WARNING: sha256 verification is OFF (--insecure-skip-verify): the file is not checked")
     try:
+        expected = None
+        if args.sha256 and not args.insecure_skip_verify:
+            expected = args.sha256.strip()
+        elif not args.insecure_skip_verify:
+            expected = fetch_sha256(
+                args.sha256_url, retries=args.retries, timeout=args.timeout, backoff=args.backoff
+            )
         download(
             args.url,
             args.out,

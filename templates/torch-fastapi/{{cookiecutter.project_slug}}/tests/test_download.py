@@ -36,6 +36,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(PAYLOAD)
         elif path in ("/flaky", "/down"):
             self.send_error(503 if path == "/down" else 500)
+        elif path == "/model.pt.sha256":
+            self._send(f"{DIGEST}  model.pt\n".encode())
+        elif path == "/wrong.sha256":
+            self._send(b"not a checksum\n")
         elif path == "/forbidden":
             self.send_error(403)
         elif path in ("/cut-once", "/cut-always"):
@@ -99,6 +103,47 @@ def test_success(server: tuple[str, Counter[str]], tmp_path: Path) -> None:
     assert f"sha256 {DIGEST}" in result.stdout
     assert leftovers(tmp_path) == []
     assert hits["/model.pt"] == 1
+
+
+def test_the_sha256_can_come_from_a_checksum_file(
+    server: tuple[str, Counter[str]], tmp_path: Path
+) -> None:
+    url, hits = server
+    out = tmp_path / "model.pt"
+    env = {"MODEL_URL": f"{url}/model.pt", "MODEL_SHA256_URL": f"{url}/model.pt.sha256"}
+    result = download("--out", str(out), env=env)
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes() == PAYLOAD
+    assert f"expected sha256 {DIGEST}" in result.stdout
+    # A checksum file that holds no checksum is refused, and nothing is downloaded.
+    wrong = {**env, "MODEL_SHA256_URL": f"{url}/wrong.sha256"}
+    bad = download("--out", str(tmp_path / "m"), env=wrong)
+    assert bad.returncode == 2
+    assert "holds no sha256" in bad.stderr
+    assert hits["/model.pt"] == 1
+
+
+def test_an_env_file_is_read_and_the_environment_wins(
+    server: tuple[str, Counter[str]], tmp_path: Path
+) -> None:
+    url, _ = server
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        "# as in .env.example\n"
+        f"MODEL_URL={url}/model.pt\n"
+        f'export MODEL_SHA256="{"0" * 64}"\n'
+        "APP_PORT=8000\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "model.pt"
+    refused = download("--env-file", str(env_file), "--out", str(out))
+    assert refused.returncode == 3, refused.stderr  # the file's (wrong) sha256 was used
+    result = download("--env-file", str(env_file), "--out", str(out), env={"MODEL_SHA256": DIGEST})
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes() == PAYLOAD
+    missing = download("--env-file", str(tmp_path / "nope"), "--out", str(out))
+    assert missing.returncode == 2
+    assert "cannot read --env-file" in missing.stderr
 
 
 def test_environment_variables_are_read(server: tuple[str, Counter[str]], tmp_path: Path) -> None:
