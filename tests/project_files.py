@@ -15,6 +15,7 @@ EXPECTED_FILES = [
     "Dockerfile",
     "Makefile",
     "README.md",
+    "compose.demo.yaml",
     "compose.yaml",
     "docs/containers.md",
     "docs/your-model.md",

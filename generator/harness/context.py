@@ -82,8 +82,9 @@ class RunContext:
         return dataclasses.replace(self.compose, env={**self.compose.env, "MODEL_SHA256": sha256})
 
     def project_compose(self) -> ComposeRun:
-        """Return compose calls that see the project's own file only (no overlay)."""
-        return dataclasses.replace(self.compose, files=(self.project.compose_file,))
+        """Return compose calls that see the project's own files only (no overlay)."""
+        files = (self.project.compose_file, self.project.demo_compose_file)
+        return dataclasses.replace(self.compose, files=files)
 
 
 def create_context(
@@ -110,7 +111,7 @@ def create_context(
         env.compose,
         f"{run_id}-{slug}",
         project.root,
-        (project.compose_file, workdir / OVERLAY_FILE),
+        (project.compose_file, project.demo_compose_file, workdir / OVERLAY_FILE),
         _compose_env(options, env, app_image, overlay),
     )
     return RunContext(options, project, env, run_id, app_image, workdir, compose, overlay)
@@ -147,7 +148,6 @@ def _compose_env(
     for name in _FOREIGN_COMPOSE_VARIABLES:
         compose_env.pop(name, None)  # the run names its own files and project
     compose_env["APP_IMAGE"] = app_image
-    compose_env["MODEL_URL"] = overlay.model_url
     # The overlay reads the checksum from here; the real one is known after the build.
     compose_env["MODEL_SHA256"] = PLACEHOLDER_SHA256
     if env.docker_host:

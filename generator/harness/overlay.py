@@ -1,16 +1,19 @@
 """The smoke overlay: a compose file the harness writes in its scratch folder, not the project.
 
-Layered after the project's ``compose.yaml`` it
+Layered after the project's ``compose.yaml`` and ``compose.demo.yaml`` (whose
+``model-server`` makes the demo model with the image's own script and serves it, with
+its sha256, to the downloader: the real download-and-verify path runs) it
 - labels every service, network and volume with ``io.servegen.run=<run id>`` so clean-up
   can find whatever the run made, even after a crash;
 - publishes the app on an ephemeral port of 127.0.0.1 (``!override`` replaces the
   project's port list instead of appending to it);
 - passes the build arguments of ``--base-image`` and ``--wheelhouse``;
-- adds ``model-server``, a service from the app image that makes the demo model and
-  serves it over HTTP inside the compose network, and points the downloader at it, so
-  the real download-and-verify path runs. The model's sha256 is only known once the
-  image is built, so the overlay takes it from the ``MODEL_SHA256`` variable of the
-  compose call (:data:`MODEL_SHA256_REF`) and is written once, before the build;
+- hands the demo model's sha256, which the harness learned from the built image, to
+  every service that reads ``MODEL_SHA256`` (the downloader and the app): both check the
+  served bytes against it, so a model server that serves other bytes than the image's
+  script makes fails the run. The sha256 is only known once the image is built, so the
+  overlay takes it from the ``MODEL_SHA256`` variable of the compose call
+  (:data:`MODEL_SHA256_REF`) and is written once, before the build;
 - points the secrets at throw-away files when the project has none (a fresh clone).
 """
 
@@ -26,8 +29,6 @@ RUN_LABEL = "io.servegen.run"
 APP = "app"
 DOWNLOADER = "model-downloader"
 MODEL_SERVER = "model-server"
-MODEL_SERVER_PORT = 8765
-MODEL_SERVER_DIR = "/tmp/servegen-demo"  # noqa: S108 - a path inside the container
 #: A well-formed checksum for compose calls made before the real one is known (lint, build).
 PLACEHOLDER_SHA256 = "0" * 64
 #: The overlay's value of MODEL_SHA256: interpolated by compose from its environment.
@@ -46,7 +47,7 @@ class OverlaySpec:
     volumes: tuple[str, ...] = ()
     build_args: dict[str, str] = field(default_factory=dict)
     secret_files: dict[str, Path] = field(default_factory=dict)
-    #: services whose environment names MODEL_URL or MODEL_SHA256 (they all get ours)
+    #: services whose environment names MODEL_SHA256 (they all get ours)
     model_env_services: tuple[str, ...] = (DOWNLOADER,)
     #: services that run the app's image (the app and the downloader): they get our tag
     app_image_services: tuple[str, ...] = (APP,)
@@ -55,11 +56,6 @@ class OverlaySpec:
     def labels(self) -> dict[str, str]:
         """The label that marks everything this run creates."""
         return {RUN_LABEL: self.run_id}
-
-    @property
-    def model_url(self) -> str:
-        """Where the downloader fetches the demo model inside the compose network."""
-        return f"http://{MODEL_SERVER}:{MODEL_SERVER_PORT}/model.pt"
 
 
 class Override:
@@ -94,7 +90,7 @@ def spec_fields_from_model(model: dict[str, Any]) -> dict[str, Any]:
         for name, svc in services.items()
         if isinstance(svc, dict)
         and isinstance(svc.get("environment"), dict)
-        and ({"MODEL_URL", "MODEL_SHA256"} & set(svc["environment"]))
+        and "MODEL_SHA256" in svc["environment"]
     ]
     if DOWNLOADER in services and DOWNLOADER not in model_env:
         model_env.append(DOWNLOADER)
@@ -123,15 +119,12 @@ def build_overlay(spec: OverlaySpec) -> dict[str, Any]:
     app["build"] = {"labels": dict(spec.labels)}
     if spec.build_args:
         app["build"]["args"] = dict(spec.build_args)
-    model_env = {"MODEL_URL": spec.model_url, "MODEL_SHA256": MODEL_SHA256_REF}
     for name in spec.model_env_services:
-        services.setdefault(name, {"labels": dict(spec.labels)})["environment"] = dict(model_env)
-    if DOWNLOADER in services:
-        services[DOWNLOADER]["depends_on"] = {MODEL_SERVER: {"condition": "service_healthy"}}
+        service = services.setdefault(name, {"labels": dict(spec.labels)})
+        service["environment"] = {"MODEL_SHA256": MODEL_SHA256_REF}
     for name in spec.app_image_services:
         # The run's own tag, so the image is found and removed by name after the run.
         services.setdefault(name, {"labels": dict(spec.labels)})["image"] = spec.app_image
-    services[MODEL_SERVER] = _model_server(spec)
     overlay: dict[str, Any] = {
         "services": services,
         "networks": {name: {"labels": dict(spec.labels)} for name in spec.networks},
@@ -143,40 +136,6 @@ def build_overlay(spec: OverlaySpec) -> dict[str, Any]:
             name: {"file": str(path)} for name, path in sorted(spec.secret_files.items())
         }
     return overlay
-
-
-def _model_server(spec: OverlaySpec) -> dict[str, Any]:
-    """Describe a one-file HTTP server for the demo model, run from the app image.
-
-    Making the model inside the compose network (instead of mounting a host file) keeps the
-    run independent of where the engine runs, and exercises the image's own maker script.
-    """
-    out = f"{MODEL_SERVER_DIR}/model.pt"
-    script = (
-        f"python scripts/make_demo_model.py --out {out} && exec python -m http.server "
-        f"{MODEL_SERVER_PORT} --bind 0.0.0.0 --directory {MODEL_SERVER_DIR}"
-    )
-    probe = (
-        "import urllib.request as u; "
-        f"u.urlopen('http://127.0.0.1:{MODEL_SERVER_PORT}/model.pt', timeout=3).read()"
-    )
-    return {
-        "image": spec.app_image,
-        "entrypoint": ["sh", "-c"],
-        "command": [script],
-        "labels": dict(spec.labels),
-        "restart": "no",
-        # http.server as PID 1 ignores SIGTERM, which would cost the stop timeout at every
-        # tear-down; SIGINT stops it at once (KeyboardInterrupt).
-        "stop_signal": "SIGINT",
-        "healthcheck": {
-            "test": ["CMD", "python", "-c", probe],
-            "interval": "2s",
-            "timeout": "5s",
-            "retries": 60,
-            "start_period": "60s",
-        },
-    }
 
 
 def dump_overlay(overlay: dict[str, Any]) -> str:

@@ -25,7 +25,15 @@ from generator.update import ANSWERS_FILE
 SAMPLE_REQUEST = Path("examples") / "predict_request.json"
 #: The image of an image-classification project's sample request, sent as an upload too.
 SAMPLE_IMAGE = Path("examples") / "image.jpg"
-REQUIRED_FILES = ("compose.yaml", "Dockerfile", "requirements.txt", str(SAMPLE_REQUEST))
+#: The compose file that adds the demo model server (``docker compose -f compose.yaml -f``).
+DEMO_COMPOSE = "compose.demo.yaml"
+REQUIRED_FILES = (
+    "compose.yaml",
+    DEMO_COMPOSE,
+    "Dockerfile",
+    "requirements.txt",
+    str(SAMPLE_REQUEST),
+)
 SECRET_NAMES = ("db_password", "db_root_password")
 
 _ARG_BASE = re.compile(r"^\s*ARG\s+BASE_IMAGE\s*=\s*(\S+)\s*$", re.MULTILINE)
@@ -47,6 +55,11 @@ class Project:
     def compose_file(self) -> Path:
         """The project's own compose file (never edited by the harness)."""
         return self.root / "compose.yaml"
+
+    @property
+    def demo_compose_file(self) -> Path:
+        """The project's demo layer: a model server for the demo model, no .env needed."""
+        return self.root / DEMO_COMPOSE
 
     @property
     def sample_request(self) -> Path:

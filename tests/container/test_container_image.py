@@ -74,9 +74,17 @@ def free_port() -> int:
         return port
 
 
-def compose(project: Path, env: dict[str, str], *args: str, check: bool = True) -> Any:
-    """Run Compose v2 for ``project`` with the test overlay; return the completed process."""
-    overlay = project.parent / "test-overlay.yaml"
+def compose(
+    project: Path, env: dict[str, str], *args: str, check: bool = True, demo: bool = False
+) -> Any:
+    """Run Compose v2 for ``project`` with the test overlay; return the completed process.
+
+    ``demo`` layers the project's compose.demo.yaml (its demo model server) as well.
+    """
+    files = [project / "compose.yaml"]
+    if demo:
+        files += [project / "compose.demo.yaml", project.parent / "test-overlay-demo.yaml"]
+    files.append(project.parent / "test-overlay.yaml")
     result = subprocess.run(
         [
             *compose_command(),
@@ -84,10 +92,7 @@ def compose(project: Path, env: dict[str, str], *args: str, check: bool = True) 
             str(project),
             "-p",
             f"servegen-{RUN_ID}",
-            "-f",
-            str(project / "compose.yaml"),
-            "-f",
-            str(overlay),
+            *(arg for path in files for arg in ("-f", str(path))),
             *args,
         ],
         capture_output=True,
@@ -121,6 +126,8 @@ def write_overlay(project: Path, seed: Path) -> None:
     }
     # JSON is YAML: no YAML writer needed.
     (project.parent / "test-overlay.yaml").write_text(json.dumps(overlay), encoding="utf-8")
+    demo = {"services": {"model-server": {"labels": {TEST_LABEL: RUN_ID}}}}
+    (project.parent / "test-overlay-demo.yaml").write_text(json.dumps(demo), encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
@@ -371,6 +378,32 @@ def test_compose_stack_needs_a_model_url_then_comes_up_healthy(
     assert body["ready"] is True
     assert body["db"] == "up", "the app logs in to MySQL with the secret file's password"
     compose(built.project, env, "down", "--volumes")
+
+
+def test_the_demo_stack_needs_no_env_file_and_serves_predictions(built: Built) -> None:
+    # What `make demo` runs: compose.yaml plus compose.demo.yaml, no .env, no MODEL_URL.
+    port = free_port()
+    env = {**built.env, "APP_PORT": str(port)}
+    env.pop("MODEL_URL", None)
+    env.pop("MODEL_SHA256", None)
+    (built.project / ".env").rename(built.project / ".env.planted")  # no .env at all
+    try:
+        compose(built.project, env, "up", "--detach", "--wait", "--wait-timeout", "180", demo=True)
+        logs = compose(built.project, env, "logs", "model-downloader", demo=True).stdout
+        assert "expected sha256" in logs and "saved /models/" in logs, logs
+        body = (built.project / "examples" / "predict_request.json").read_bytes()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/predict",
+            data=body,
+            headers={"content-type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200
+            answer = json.loads(response.read())
+        assert len(answer["outputs"]) == len(json.loads(body)["inputs"])
+    finally:
+        compose(built.project, env, "down", "--volumes", check=False, demo=True)
+        (built.project / ".env.planted").rename(built.project / ".env")
 
 
 def test_offline_build_without_wheels_stops_with_a_hint(

@@ -32,8 +32,9 @@ def test_names_files_and_variables_of_one_run(project_dir: Path) -> None:
     try:
         assert ctx.app_image == "sgtest-0000beef-model-service:smoke"
         assert ctx.compose.name == "sgtest-0000beef-model-service"
-        assert ctx.compose.files == (project_dir / "compose.yaml", ctx.overlay_path)
-        assert ctx.project_compose().files == (project_dir / "compose.yaml",)
+        project_files = (project_dir / "compose.yaml", project_dir / "compose.demo.yaml")
+        assert ctx.compose.files == (*project_files, ctx.overlay_path)
+        assert ctx.project_compose().files == project_files
         assert stat.S_IMODE(ctx.workdir.stat().st_mode) == 0o700
         env = ctx.compose.env
         assert (env["APP_IMAGE"], env["MYSQL_IMAGE"], env["BASE_IMAGE"]) == (

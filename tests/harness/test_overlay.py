@@ -37,11 +37,11 @@ def _spec(**changes: Any) -> OverlaySpec:
         "run_id": "sgtest-1234abcd",
         "app_image": "sgtest-1234abcd-demo:smoke",
         "api_port": 8123,
-        "services": ("db", "model-downloader", "app"),
+        "services": ("db", "model-downloader", "app", MODEL_SERVER),
         "networks": ("default",),
         "volumes": ("db-data", "models"),
         "model_env_services": ("model-downloader", "app"),
-        "app_image_services": ("model-downloader", "app"),
+        "app_image_services": ("model-downloader", "app", MODEL_SERVER),
     }
     fields.update(changes)
     return OverlaySpec(**fields)
@@ -69,24 +69,15 @@ def test_app_port_replaces_the_projects_with_an_ephemeral_loopback_port() -> Non
     assert _parsed(_spec())["services"]["app"]["ports"] == {"!override": ["127.0.0.1::8123"]}
 
 
-def test_downloader_fetches_the_demo_model_from_the_model_server_with_its_sha() -> None:
+def test_the_downloader_and_the_app_get_the_demo_models_sha() -> None:
     services = _parsed(_spec())["services"]
-    url = f"http://{MODEL_SERVER}:8765/model.pt"
     # The checksum is known only after the build: compose fills it in from MODEL_SHA256.
     for name in ("model-downloader", "app"):
-        assert services[name]["environment"] == {
-            "MODEL_URL": url,
-            "MODEL_SHA256": "${MODEL_SHA256}",
-        }
-    assert services["model-downloader"]["depends_on"] == {
-        MODEL_SERVER: {"condition": "service_healthy"}
-    }
-    assert services["app"]["image"] == services["model-downloader"]["image"]
-    server = services[MODEL_SERVER]
-    assert server["image"] == "sgtest-1234abcd-demo:smoke"
-    assert "make_demo_model.py --out /tmp/servegen-demo/model.pt" in server["command"][0]
-    assert "http.server 8765" in server["command"][0]
-    assert server["healthcheck"]["test"][:2] == ["CMD", "python"]
+        assert services[name]["environment"] == {"MODEL_SHA256": "${MODEL_SHA256}"}
+    # The project's own model server (compose.demo.yaml) runs the run's image too.
+    for name in ("model-downloader", MODEL_SERVER):
+        assert services[name]["image"] == services["app"]["image"] == "sgtest-1234abcd-demo:smoke"
+    assert "environment" not in services[MODEL_SERVER]
 
 
 def test_build_args_only_when_asked_for() -> None:
@@ -108,7 +99,7 @@ def test_spec_fields_come_from_the_compose_model() -> None:
     model = {
         "services": {
             "db": {"environment": {"MYSQL_DATABASE": "x"}},
-            "model-downloader": {"environment": {"MODEL_URL": ""}},
+            "model-downloader": {"environment": {"MODEL_URL": "", "MODEL_SHA256": ""}},
             "app": {"environment": {"MODEL_SHA256": ""}},
         },
         "networks": {"default": {}, "backend": {}},
@@ -126,10 +117,7 @@ def test_compose_merges_the_overlay_into_a_rendered_project(
     project_dir: Path, compose_command: tuple[str, ...], tmp_path: Path
 ) -> None:
     """The real Compose binary reads the overlay as intended (no engine needed)."""
-    overlay = write_overlay(
-        tmp_path / "overlay.yaml",
-        _spec(services=("db", "model-downloader", "app"), api_port=8000),
-    )
+    overlay = write_overlay(tmp_path / "overlay.yaml", _spec(api_port=8000))
     done = subprocess.run(
         [
             *compose_command,
@@ -139,6 +127,8 @@ def test_compose_merges_the_overlay_into_a_rendered_project(
             str(project_dir),
             "-f",
             str(project_dir / "compose.yaml"),
+            "-f",
+            str(project_dir / "compose.demo.yaml"),
             "-f",
             str(overlay),
             "config",
@@ -168,3 +158,6 @@ def test_compose_merges_the_overlay_into_a_rendered_project(
     assert downloader["environment"]["MODEL_SHA256"] == SHA
     assert model["services"]["app"]["environment"]["MODEL_SHA256"] == SHA
     assert downloader["depends_on"][MODEL_SERVER]["condition"] == "service_healthy"
+    # The project's demo layer: its model server runs the run's image and serves the model.
+    assert model["services"][MODEL_SERVER]["image"] == app["image"]
+    assert downloader["environment"]["MODEL_URL"].startswith(f"http://{MODEL_SERVER}:8765/")

@@ -34,7 +34,7 @@ def test_without_answers_the_folder_name_and_contract_defaults_apply(project_dir
 
 def test_a_folder_that_is_not_a_project_names_what_is_missing(tmp_path: Path) -> None:
     (tmp_path / "compose.yaml").write_text("services: {}\n", encoding="utf-8")
-    with pytest.raises(UsageError, match=r"missing Dockerfile, requirements\.txt"):
+    with pytest.raises(UsageError, match=r"missing compose\.demo\.yaml, Dockerfile, requirements"):
         load_project(tmp_path)
     with pytest.raises(UsageError, match="is not a directory"):
         load_project(tmp_path / "nowhere")
