@@ -204,3 +204,33 @@ def _assert_logged(python: str, mysql_url: str, request_id: str, base: str) -> N
     assert result.stdout.strip() == "2 ok", result.stdout + result.stderr
     _, _, body = http("GET", f"{base}/ready")
     assert json.loads(body)["db"] == "up"
+
+
+@pytest.mark.slow
+def test_the_installed_project_starts(
+    projects: dict[str, Path], project_venv: dict[str, Path], tmp_path: Path
+) -> None:
+    # `pip install .` puts the package (and the data it reads at start-up) in place of src/.
+    project, python = projects["default"], str(project_venv["default"] / "bin" / "python")
+    site = tmp_path / "site"
+    pip = [python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation"]
+    installed = subprocess.run(
+        [*pip, "--target", str(site), str(project)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_clean_env(),
+    )
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    package = _package(project)
+    assert (site / package / "about.json").is_file()
+    started = subprocess.run(
+        [python, "-c", f"from {package}.main import app; print(app.title)"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_clean_env(PYTHONPATH=str(site), DB_ENABLED="false"),
+    )
+    assert started.returncode == 0, started.stderr[-3000:]
+    assert started.stdout.strip() == "Model Service"

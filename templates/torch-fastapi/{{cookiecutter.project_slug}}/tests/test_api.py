@@ -229,9 +229,9 @@ def test_openapi_shows_the_items_of_the_loaded_model(
     async def go() -> tuple[dict[str, Any], int]:
         async with serve(settings_factory()) as (_, client):
             schema = (await client.get("/openapi.json")).json()
-            return schema, (await client.get("/docs")).status_code
+            return schema, await _docs_offline(client)
 
-    schema, docs_status = asyncio.run(go())
+    schema, docs = asyncio.run(go())
     components = schema["components"]["schemas"]
     body = schema["paths"]["/predict"]["post"]["requestBody"]["content"]
     assert body["application/json"]["schema"] == {"$ref": "#/components/schemas/PredictRequest"}
@@ -251,7 +251,22 @@ def test_openapi_shows_the_items_of_the_loaded_model(
     assert (components["Output"]["minItems"], components["Output"]["maxItems"]) == (3, 3)
     assert "multipart/form-data" not in body
 {%- endif %}
-    assert docs_status == 200
+    assert docs == 200
+
+
+async def _docs_offline(client: Any) -> int:
+    """GET /docs and /redoc, and every script and style they load: all from the service."""
+    import re
+
+    for page in ("/docs", "/redoc"):
+        html = await client.get(page)
+        assert html.status_code == 200, page
+        assets = re.findall(r'(?:src|href)="([^"]+\.(?:js|css|png))"', html.text)
+        assert assets, page
+        for url in assets:
+            assert url.startswith("/"), f"{page} loads {url} from elsewhere"
+            assert (await client.get(url)).status_code == 200, url
+    return 200
 
 
 @pytest.mark.parametrize(

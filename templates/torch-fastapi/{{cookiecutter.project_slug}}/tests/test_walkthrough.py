@@ -71,9 +71,8 @@ def test_the_walkthrough_trains_saves_and_serves_a_model(tmp_path: Path) -> None
     )
     log = tmp_path / "service.log"
     with log.open("w") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "{{ pkg }}"], cwd=tmp_path, env=env, stdout=out, stderr=out
-        )
+        command = [sys.executable, "-m", "{{ pkg }}"]
+        server = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=out, stderr=out)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
