@@ -1,4 +1,10 @@
-"""The cookiecutter ecosystem: cruft bakes what ``servegen new`` renders.
+"""The cookiecutter ecosystem: pytest-cookies and cruft bake what ``servegen new`` renders.
+
+pytest-cookies: ``bake_with_cookies.py`` bakes every task x model format with the
+``cookies`` fixture in a pytest process of its own (under this repository's pytest
+settings: strict markers, warnings as errors, ``pythonpath``). In this process the
+template's extension is imported already (other test modules and servegen itself import
+it), which would let a bake pass that fails for a user; a fresh process cannot.
 
 cruft: a local git repository holds a copy of the template under
 ``templates/torch-fastapi``, as this repository does, so ``--directory`` is exercised;
@@ -12,6 +18,7 @@ files (``.cruft.json``, the project's ``.git``).
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import subprocess
@@ -22,8 +29,9 @@ from typing import Any
 
 import pytest
 import yaml
-from gen_helpers import RANDOM_DIRS, TEMPLATE_DIR, private_home, render, tree
+from gen_helpers import RANDOM_DIRS, REPO_ROOT, TEMPLATE_DIR, private_home, render, tree
 
+BAKE_MODULE = Path(__file__).with_name("bake_with_cookies.py")
 #: cruft's record of the template, the commit and the answers, in the project.
 CRUFT_FILE = ".cruft.json"
 #: What a project made by cruft holds that servegen's does not: random passwords, cruft's
@@ -40,6 +48,50 @@ def assert_same_project(ours: Path, theirs: Path, *, skip: tuple[str, ...] = RAN
     assert [name for name in a if a[name] != b[name]] == [], "files differ"
     for name in a:
         assert (ours / name).stat().st_mode == (theirs / name).stat().st_mode, name
+
+
+def _plain(value: Any) -> Any:
+    """An answer as cookiecutter holds it: text, except yes/no answers."""
+    return value if isinstance(value, bool) else str(value)
+
+
+# ----------------------------------------------------------------- pytest-cookies
+
+
+def test_pytest_cookies_bakes_every_variant_as_servegen_does(tmp_path: Path) -> None:
+    records = tmp_path / "records"
+    records.mkdir()
+    command = [
+        sys.executable, "-m", "pytest", str(BAKE_MODULE.relative_to(REPO_ROOT)),
+        "--template", TEMPLATE_SUBDIR, "--keep-baked-projects",
+        "--basetemp", str(tmp_path / "basetemp"),
+        # servegen's own fixtures stay out; a template's tests do not have them.
+        "--noconftest", "-p", "no:cacheprovider", "-q",
+    ]  # fmt: skip
+    with private_home() as env:
+        env["BAKE_RECORDS"] = str(records)
+        env.pop("PYTEST_ADDOPTS", None)
+        out = subprocess.run(
+            command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False
+        )
+    assert out.returncode == 0, f"{out.stdout[-6000:]}\n{out.stderr[-2000:]}"
+
+    baked = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(records.glob("*.json"))]
+    spec = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text(encoding="utf-8"))
+    expected = sorted(itertools.product(spec["task"], spec["model_format"]))
+    assert sorted((r["variant"]["task"], r["variant"]["model_format"]) for r in baked) == expected
+    options = [key for key in spec if not key.startswith("_")]
+    for record in baked:
+        ident = "-".join(record["variant"].values())
+        assert (record["exit_code"], record["exception"]) == (0, None), ident
+        ours = render(record["variant"], tmp_path / "servegen" / ident)
+        assert_same_project(ours, Path(record["project"]))
+        # The context pytest-cookies hands the test holds the answers servegen recorded.
+        recorded = yaml.safe_load((ours / ".servegen-answers.yml").read_text(encoding="utf-8"))
+        context = record["context"]
+        assert {k: _plain(context[k]) for k in options} == {
+            k: _plain(recorded[k]) for k in options
+        }, ident
 
 
 # -------------------------------------------------------------------------- cruft
