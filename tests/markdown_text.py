@@ -1,17 +1,23 @@
 """Read back text that the template escaped for Markdown (importable from every test folder).
 
-The template's ``md_text`` filter backslash-escapes ASCII punctuation and turns a newline
-into a hard line break (a backslash before it). This inverse is written here, apart from
-the filter, so that a round trip through both tests the filter instead of mirroring it.
+The text is rendered by a real CommonMark parser (markdown-it-py, which rich already
+depends on) and the tags are dropped: what remains is what a reader of the rendered page
+sees, so a round trip through the template's ``md_text`` filter and this function tests
+the filter against the Markdown standard rather than against a mirror of its own rules.
 """
 
 from __future__ import annotations
 
+import html
 import re
 
-_ESCAPED = re.compile(r"\\([\\`*_{}\[\]()<>#+\-.!|~&:\"'=$%@^])")
+from markdown_it import MarkdownIt
+
+_PARSER = MarkdownIt("commonmark")
+_TAG = re.compile(r"<[^>]+>")
 
 
 def md_unescape(text: str) -> str:
-    """Undo ``md_text``: hard line breaks back to newlines, escaped punctuation back to itself."""
-    return _ESCAPED.sub(r"\1", text.replace("\\\n", "\n"))
+    """Return the characters a reader sees once ``text`` (Markdown) is rendered."""
+    rendered = _PARSER.render(text)
+    return html.unescape(_TAG.sub("", rendered)).rstrip("\n")

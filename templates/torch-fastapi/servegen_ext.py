@@ -70,18 +70,38 @@ def py_str(value: Any) -> str:
     return repr(str(value))
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~&:\"'=$%@^])")
+#: Marks that may start Markdown syntax anywhere in a line (``#`` because a run of them
+#: ends an ATX heading, as in "# Fraud Scorer #").
+_MD_ANYWHERE = re.compile(r"([\\`*_\[\]<>|~&#])")
+#: Marks that start a block only at the beginning of a line (lists, headings, rules).
+_MD_LINE_START = re.compile(r"^([+\-=])")
+_MD_ORDERED = re.compile(r"^(\d+)([.)])")
+
+
+def _md_spaces(spaces: str) -> str:
+    # Leading spaces and tabs would start a code block, trailing ones vanish or make a
+    # line break: character references keep them as they are.
+    return "".join("&#32;" if ch == " " else "&#9;" for ch in spaces)
 
 
 def md_text(value: Any) -> str:
-    """Markdown text that renders as the literal characters.
+    """Markdown text that renders as the literal characters, escaped no more than needed.
 
-    Every ASCII punctuation mark that Markdown could read as syntax is
-    backslash-escaped (CommonMark allows escaping any ASCII punctuation); newlines
-    become hard line breaks so the lines stay apart.
+    Only the marks that CommonMark could read as syntax where they stand are
+    backslash-escaped (so "with FastAPI." and "Scorer!" stay as typed in the raw file),
+    leading and trailing blanks become character references, and newlines become hard
+    line breaks so the lines stay apart.
+    Ref: https://spec.commonmark.org/0.31.2/#backslash-escapes
     """
-    escaped = _MD_SPECIAL.sub(r"\\\1", str(value))
-    return escaped.replace("\n", "\\\n")
+    lines = []
+    for line in str(value).split("\n"):
+        body = line.strip(" \t")
+        lead = line[: len(line) - len(line.lstrip(" \t"))]
+        trail = line[len(line.rstrip(" \t")) :] if body else ""
+        body = _MD_ANYWHERE.sub(r"\\\1", body)
+        body = _MD_ORDERED.sub(r"\1\\\2", _MD_LINE_START.sub(r"\\\1", body))
+        lines.append(_md_spaces(lead) + body + _md_spaces(trail))
+    return "\\\n".join(lines)
 
 
 def comment_text(value: Any) -> str:

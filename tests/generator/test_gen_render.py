@@ -385,3 +385,12 @@ def test_the_template_never_imports_servegen() -> None:
     for path in [*TEMPLATE_DIR.glob("*.py"), *TEMPLATE_DIR.glob("hooks/*.py")]:
         text = path.read_text(encoding="utf-8")
         assert "import generator" not in text and "from generator" not in text, path
+
+
+def test_the_readme_keeps_plain_punctuation_readable(tmp_path: Path) -> None:
+    # Only what Markdown would read as syntax is escaped: the raw file reads as typed.
+    answers = {"project_name": "Fraud Scorer!", "description": "Scores risk with FastAPI. 100%"}
+    project = render(answers, tmp_path / "p")
+    lines = (project / "README.md").read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "# Fraud Scorer!"
+    assert lines[2] == "Scores risk with FastAPI. 100%"
