@@ -14,13 +14,14 @@ this order (``handler_base.py`` has the details; every other module is framework
     predict(batch)       per forward pass, several requests' items batched together
     postprocess(row)     per item: one row of the model's output to an Output
 
-This project serves {{ fmt_name }}
-{%- if image %} that classifies images: a JPEG or PNG
-in, the most likely labels with their scores out. The metadata stored with the model
-gives its input size, normalisation and label names.
-{%- else %} that takes and returns
-numeric items (nested lists of numbers). The shape and dtype of an item come from the
-metadata stored with the model (or MODEL_INPUT_SHAPE and MODEL_INPUT_DTYPE).
+This project serves a model saved as {{ fmt_name }}.
+{%- if image %}
+It classifies images: a JPEG or PNG in, the most likely labels with their scores out.
+The metadata stored with the model gives its input size, normalisation and labels.
+{%- else %}
+It takes and returns numeric items (nested lists of numbers); the shape and dtype of
+an item come from the metadata stored with the model (or MODEL_INPUT_SHAPE and
+MODEL_INPUT_DTYPE).
 {%- endif %}
 docs/your-model.md walks through serving a model of your own.
 """
