@@ -15,7 +15,7 @@ itself parsed as a template.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -246,12 +246,6 @@ class OptionsBuilder:
             choices=choices,
             help=str(rule.help),
         )
-
-    def pending(self) -> Iterator[Question]:
-        """Yield a question for each option that needs asking, defaults computed as asked."""
-        for key in self.template.keys:
-            if self.needs_asking(key):
-                yield self.question(key)
 
     def build(self) -> Options:
         """Check all answers together and return the immutable options."""
