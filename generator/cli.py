@@ -3,16 +3,18 @@
 Every failure reaches :meth:`ServegenGroup.main`, and :func:`report_error` is the one
 place that turns an exception into ``error: <message>`` on stderr and an exit code: a
 servegen error carries its own code (:mod:`generator.errors`; 2 for bad usage or a bad
-answer, 6 for a render into an existing project that kept files the user changed),
-Typer's parsing errors theirs, an interruption 130, anything else 1. No traceback is
-shown for an error the user can fix; set ``SERVEGEN_DEBUG=1`` to see one for anything
-else.
+answer, 6 for a render into an existing project that kept files the user changed, 7
+for a "no" at the confirmation, whose line starts with ``stopped:``), Typer's parsing
+errors theirs, an interruption 130, anything else 1. No traceback is shown for an error
+the user can fix; set ``SERVEGEN_DEBUG=1`` to see one for anything else. The questions
+themselves live in :mod:`generator.prompts`.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import sys
 import traceback
@@ -21,31 +23,34 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from generator import __version__
 from generator.errors import (
     ChangesKept,
     InternalError,
     Interrupted,
-    OptionError,
     ServegenError,
     UsageError,
 )
-from generator.options import OptionsBuilder
 
 #: A Ctrl-C at a prompt or while rendering ends the command as a shell reports SIGINT.
 EXIT_INTERRUPTED = 128 + signal.SIGINT
 
+#: The metavar of a flag: none. Typer 0.29's rich help would show ``<bool>`` for a flag,
+#: as if it took a value; an empty metavar leaves the type column blank.
+FLAG = ""
+
 
 def report_error(exc: BaseException) -> int:
-    """Print one ``error:`` line for an exception and return its exit code.
+    """Print one ``error:`` line (``stopped:`` for a no) for an exception; return its code.
 
     An error that a report has shown already (``reported``) prints nothing more.
     """
+    label = "error"
     if isinstance(exc, ServegenError | Interrupted):
         message = "" if exc.reported else exc.user_message()
-        code = exc.exit_code
+        code, label = exc.exit_code, exc.label
     elif isinstance(exc, typer.TyperException):
         # Typer's own parsing errors (unknown flag, bad value, missing argument).
         message, code = exc.format_message(), exc.exit_code
@@ -61,12 +66,31 @@ def report_error(exc: BaseException) -> int:
         code = InternalError.exit_code
     message = " ".join(message.split())
     if message:  # empty for "no arguments: help shown"
-        typer.echo(f"error: {message}", err=True)
+        typer.echo(f"{label}: {message}", err=True)
     return code
+
+
+def _flag_help_option(option: Any) -> Any:
+    """Give the ``--help`` option the empty metavar of a flag (see :data:`FLAG`)."""
+    if option is not None:
+        option.metavar = FLAG
+    return option
+
+
+class ServegenCommand(TyperCommand):
+    """Typer's command, with ``--help`` shown as the flag it is."""
+
+    def get_help_option(self, ctx: Any) -> Any:
+        """Return the help option, with no value shown in the help."""
+        return _flag_help_option(super().get_help_option(ctx))
 
 
 class ServegenGroup(TyperGroup):
     """Typer's command group with servegen's single error-to-exit-code mapping."""
+
+    def get_help_option(self, ctx: Any) -> Any:
+        """Return the help option, with no value shown in the help."""
+        return _flag_help_option(super().get_help_option(ctx))
 
     def main(
         self,
@@ -129,6 +153,7 @@ def _root(
             callback=_version_callback,
             is_eager=True,
             help="Print the servegen version and exit.",
+            metavar=FLAG,
         ),
     ] = False,
 ) -> None:
@@ -138,34 +163,7 @@ def _root(
 # --------------------------------------------------------------------------------- new
 
 
-def _ask(builder: OptionsBuilder) -> None:
-    """Ask every question not answered yet, re-asking a bad answer with the reason."""
-    typer.echo("Answer each question; Enter keeps the value in [brackets].")
-    for question in builder.pending():
-        if question.choices:
-            text = f"{question.text} ({'/'.join(question.choices)})"
-        elif question.kind == "bool":
-            text = f"{question.text} (yes/no)"
-        else:
-            text = question.text
-        while True:
-            try:
-                raw = typer.prompt(text, default=question.default, show_default=True)
-            except typer.Abort:
-                if not sys.stdin.isatty():
-                    raise UsageError(
-                        f"input ended before {question.key!r} was answered"
-                        " (pass --no-input to take the defaults)"
-                    ) from None
-                raise
-            try:
-                builder.answer(question.key, str(raw))
-                break
-            except OptionError as exc:
-                typer.echo(f"  invalid: {exc.reason}", err=True)
-
-
-@app.command()
+@app.command(cls=ServegenCommand)
 def new(
     dest: Annotated[
         Path | None,
@@ -176,7 +174,11 @@ def new(
     ] = None,
     no_input: Annotated[
         bool,
-        typer.Option("--no-input", help="Ask nothing: take defaults, the file and --set."),
+        typer.Option(
+            "--no-input",
+            help="Ask nothing: take defaults, the file and --set (a flag: takes no value).",
+            metavar=FLAG,
+        ),
     ] = False,
     sets: Annotated[
         list[str] | None,
@@ -217,14 +219,20 @@ def new(
                 "Render into an existing servegen project: replace only generated files"
                 " you have not changed; touch nothing else (secrets/ kept)."
             ),
+            metavar=FLAG,
         ),
     ] = False,
 ) -> None:
     """Render a new service project from answers, or render an existing one again.
 
     Values come from the defaults, then [bold]--answers[/bold], then [bold]--set[/bold],
-    then the questions (skipped with [bold]--no-input[/bold]). A new project appears only
-    when everything succeeded; nothing is left behind on failure.
+    then the questions (skipped with [bold]--no-input[/bold]). After the questions,
+    a summary is shown, and nothing is written until you confirm it. A new project
+    appears only when everything succeeded; nothing is left behind on failure.
+    DEST may be an empty folder ([bold]servegen new .[/bold] in a fresh folder).
+
+    [bold]--no-input[/bold] and [bold]--force[/bold] are flags and take no value:
+    a word after them is DEST ([bold]servegen new --no-input svc[/bold] renders svc).
 
     With [bold]--force[/bold] into an existing project, only the files the template
     generates are written: each one you have not changed since it was rendered is
@@ -232,18 +240,28 @@ def new(
     [bold]<name>.servegen-new[/bold]. Everything else (.git, .env, .venv, models/, your
     own files) is never touched, and the folder itself stays.
 
-    Exit codes: 0 done, 2 bad usage or a bad answer (nothing written),
-    6 rendered into an existing project but files you changed were kept
-    (listed on stderr), 1 the render failed.
+    Exit codes: 0 done, 2 bad usage or a bad answer, or the input ended (Ctrl-D)
+    before the last answer (nothing written), 6 rendered into an existing project
+    but files you changed were kept (listed on stderr), 7 you answered no at the
+    confirmation (nothing written), 130 interrupted by Ctrl-C (nothing written),
+    1 the render failed.
     """
     from generator.options import build_options
-    from generator.render import render
+    from generator.render import check_destination, render
     from generator.template import load_template
 
     template = load_template()
     builder = build_options(template, answers_file=answers, sets=sets)
+    base = output_dir if output_dir is not None else Path.cwd()
+    terminal = None
+    asked = 0
     if not no_input:
-        _ask(builder)
+        from generator import prompts
+
+        if dest is not None:
+            check_destination(base / dest, force)  # refuse before the questions, not after
+        terminal = prompts.Terminal.from_stdio()
+        asked = prompts.ask(builder, terminal)
     options = builder.build()
     if builder.recorded_version not in (None, template.version):
         typer.echo(
@@ -251,17 +269,26 @@ def new(
             f" rendering with {template.version}",
             err=True,
         )
-    base = output_dir if output_dir is not None else Path.cwd()
     target = base / (dest if dest is not None else Path(options.slug))
+    if terminal is not None and asked:
+        # A person answered: show what will be written, and write only on yes.
+        prompts.confirm(builder, options, target, check_destination(target, force), terminal)
     rendered = render(options, target, force=force)
     update = rendered.update
     if update is None:
+        from generator.next_steps import next_steps
+
         typer.echo(f"Created {rendered.path}")
+        steps = next_steps(
+            rendered.path, python=str(options["python_version"]), port=str(options["api_port"])
+        )
+        for line in steps:
+            typer.echo(line)
     else:
         for kept in update.kept:
             typer.echo(f"kept {kept.describe()}", err=True)
         typer.echo(f"Updated {rendered.path}: {update.summary()}")
-    typer.echo(f"Next: servegen test {rendered.path}")
+        typer.echo(f"Next: servegen test {shlex.quote(str(rendered.path))}")
     if update is not None and update.kept:
         raise ChangesKept(update.kept_message())
 
@@ -269,11 +296,12 @@ def new(
 # ----------------------------------------------------------------------------- options
 
 
-@app.command("options")
+@app.command("options", cls=ServegenCommand)
 def options_cmd(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.", metavar=FLAG)] = False,
     as_markdown: Annotated[
-        bool, typer.Option("--markdown", help="Print the Markdown of docs/options.md.")
+        bool,
+        typer.Option("--markdown", help="Print the Markdown of docs/options.md.", metavar=FLAG),
     ] = False,
 ) -> None:
     """List every option with its default, choices and help."""
@@ -314,7 +342,7 @@ def options_cmd(
 # -------------------------------------------------------------------------------- test
 
 
-@app.command("test")
+@app.command("test", cls=ServegenCommand)
 def test_cmd(
     project_dir: Annotated[
         Path,
@@ -341,7 +369,8 @@ def test_cmd(
         ),
     ] = None,
     keep: Annotated[
-        bool, typer.Option("--keep", help="Leave the stack running after the checks.")
+        bool,
+        typer.Option("--keep", help="Leave the stack running after the checks.", metavar=FLAG),
     ] = False,
     json_path: Annotated[
         Path | None,

@@ -23,6 +23,8 @@ class ServegenError(Exception):
 
     exit_code: ClassVar[int] = 1
     outcome: ClassVar[str] = "failed"
+    #: The word before the message on stderr: ``error: <message>``.
+    label: ClassVar[str] = "error"
 
     def __init__(self, message: str, *, log_tail: Sequence[str] = (), log_source: str = "") -> None:
         super().__init__(message)
@@ -101,6 +103,18 @@ class ChangesKept(ServegenError):  # noqa: N818 - a status: the render itself co
     outcome = "changes kept"
 
 
+class Declined(ServegenError):  # noqa: N818 - named for the outcome it reports
+    """The user answered no when asked to confirm the answers; nothing was written.
+
+    Not a failure, so its line starts with ``stopped:``; exit code 7 tells a script
+    that the command ended by choice, before anything was written.
+    """
+
+    exit_code = 7
+    outcome = "declined"
+    label = "stopped"
+
+
 class Interrupted(BaseException):
     """SIGINT or SIGTERM arrived during a run.
 
@@ -110,10 +124,12 @@ class Interrupted(BaseException):
 
     outcome: ClassVar[str] = "interrupted"
 
-    def __init__(self, signum: int) -> None:
+    label: ClassVar[str] = "error"
+
+    def __init__(self, signum: int, message: str | None = None) -> None:
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
-        self.message = f"interrupted by {signal.Signals(signum).name}"
+        self.message = message or f"interrupted by {signal.Signals(signum).name}"
         self.reported = False
 
     @property

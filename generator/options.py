@@ -15,7 +15,7 @@ itself parsed as a template.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -29,13 +29,18 @@ from generator.template import Template, on_sys_path
 
 @dataclass(frozen=True)
 class Question:
-    """One prompt: the option, its question, its kind, current default and choices."""
+    """One prompt: the option, its question, kind, current default, choices and help.
+
+    ``choices`` holds only the values the earlier answers allow (a torch release is
+    offered only for a Python it has wheels for); ``default`` is one of them.
+    """
 
     key: str
     text: str
     kind: str
     default: str
     choices: tuple[str, ...]
+    help: str = ""
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,8 @@ class OptionsBuilder:
         self._source: dict[str, str] = {}
         #: ``_template_version`` of an applied answers file (None when it had none).
         self.recorded_version: str | None = None
+        #: Derived defaults, compiled once each: a prompt session evaluates them often.
+        self._compiled: dict[str, Any] = {}
 
     # -- sources ---------------------------------------------------------------------
 
@@ -118,25 +125,33 @@ class OptionsBuilder:
                 continue  # metadata: template name and version, cookiecutter's own keys
             self.set(str(key), value, str(path))
 
+    def check_given(self) -> None:
+        """Check the explicit answers together (rules between answers); OptionError if bad.
+
+        Run before asking anything, so that two clashing ``--set`` values are refused
+        before a question is asked rather than after the last one.
+        """
+        try:
+            self.template.rules.validate_partial(dict(self._given))
+        except self.template.rules.RuleError as exc:
+            raise _rule_error(exc, self._source.get(exc.key)) from exc
+
     def answer(self, key: str, text: str) -> None:
         """Record a typed prompt answer; raises OptionError (and keeps nothing) when bad.
 
-        An empty answer takes the shown default; a choice may be given by its number.
-        Accepting a derived default keeps the option derived.
+        An empty answer takes the shown default. A choice may be given by its number in
+        the list shown or by its value in any letter case (``CPU`` is ``cpu``). The
+        answer must also agree with the earlier and the explicit answers. Accepting a
+        derived default keeps the option derived.
         """
         question = self.question(key)
-        if text.strip() == "":
-            text = question.default
-        if question.choices and text.strip().isdigit():
-            index = int(text.strip())
-            if 1 <= index <= len(question.choices):
-                text = question.choices[index - 1]
+        text = pick_choice(question, text)
         had, before = key in self._given, self._given.get(key)
         self.set(key, text, "prompt")
-        asked = self.template.keys[: self.template.keys.index(key) + 1]
-        answered = {k: self.value(k) for k in asked}
         try:
-            self.template.rules.validate_partial(answered, blame=key)
+            self.template.rules.validate_partial(
+                {**self.known(key), key: self._given[key]}, blame=key
+            )
         except self.template.rules.RuleError as exc:
             if had:
                 self._given[key] = before
@@ -146,6 +161,10 @@ class OptionsBuilder:
         derived = self.template.rule(key).derived
         if not had and derived and self._given[key] == self.default(key):
             del self._given[key]
+
+    def is_given(self, key: str) -> bool:
+        """Return whether ``key`` has an explicit answer (file, ``--set`` or prompt)."""
+        return key in self._given
 
     # -- reading ---------------------------------------------------------------------
 
@@ -161,26 +180,72 @@ class OptionsBuilder:
         if not isinstance(raw, str) or "{" not in raw:
             return raw
         earlier = {k: self.value(k) for k in self.template.derived_from(key)}
-        return render_default(self.template, raw, earlier)
+        compiled = self._compiled.get(raw)
+        if compiled is None:
+            compiled = self._compiled[raw] = compile_default(self.template, raw)
+        return str(compiled.render(cookiecutter=earlier))
+
+    def known(self, key: str) -> dict[str, Any]:
+        """Return what is known when ``key`` is asked: earlier values, explicit answers.
+
+        Earlier options count with their current value (default or answer); later ones
+        only when answered explicitly (``--set torch_version=2.5.1`` narrows the Pythons
+        offered). ``key`` itself is left out.
+        """
+        earlier = self.template.keys[: self.template.keys.index(key)]
+        known = {k: self.value(k) for k in earlier}
+        known.update(self._given)
+        known.pop(key, None)
+        return known
+
+    def allowed_choices(self, key: str) -> tuple[str, ...]:
+        """Return the choices the known answers allow for ``key`` (() for a free option)."""
+        if self.template.rule(key).kind != "choice":
+            return ()
+        return tuple(self.template.rules.allowed_choices(key, self.known(key)))
+
+    def excluded_choices(self, key: str) -> list[tuple[str, str]]:
+        """Return each choice the known answers rule out, with the rule's reason."""
+        rules = self.template.rules
+        known = self.known(key)
+        out = []
+        for choice in self.template.rule(key).choices:
+            try:
+                rules.check_combination({**known, key: choice}, blame=key)
+            except rules.RuleError as exc:
+                out.append((choice, str(exc.reason)))
+        return out
+
+    def is_relevant(self, key: str) -> bool:
+        """Return whether ``key``'s answer can matter, given the earlier answers."""
+        return bool(self.template.rules.is_relevant(key, self.known(key)))
+
+    def needs_asking(self, key: str) -> bool:
+        """Return whether a prompt should ask ``key`` now.
+
+        Not when it is answered already, when its answer cannot matter (the rule's
+        ``asked_when``), or when the earlier answers leave a single choice.
+        """
+        if key in self._given or not self.is_relevant(key):
+            return False
+        return self.template.rule(key).kind != "choice" or len(self.allowed_choices(key)) != 1
 
     def question(self, key: str) -> Question:
-        """Return the prompt for one option, with its current default."""
+        """Return the prompt for one option, with its current default and allowed choices."""
         rule = self.template.rule(key)
+        choices = self.allowed_choices(key)
         default = self.value(key)
+        if choices and default not in choices:
+            default = choices[0]
         shown = ("yes" if default else "no") if isinstance(default, bool) else str(default)
         return Question(
             key=key,
             text=self.template.prompt(key),
             kind=rule.kind,
             default=shown,
-            choices=tuple(rule.choices),
+            choices=choices,
+            help=str(rule.help),
         )
-
-    def pending(self) -> Iterator[Question]:
-        """Yield a question for each option not set yet, defaults computed as asked."""
-        for key in self.template.keys:
-            if key not in self._given:
-                yield self.question(key)
 
     def build(self) -> Options:
         """Check all answers together and return the immutable options."""
@@ -193,8 +258,33 @@ class OptionsBuilder:
         return Options(template=self.template, values=MappingProxyType(normalised))
 
 
-def render_default(template: Template, expression: str, answers: Mapping[str, Any]) -> str:
-    """Evaluate a default written in cookiecutter.json with the answers as data.
+def pick_choice(question: Question, text: str) -> str:
+    """Turn a typed answer into the value it picks.
+
+    Empty text is the default; for a choice, a number picks from the list shown and a
+    value matches in any letter case. Anything else is returned as typed, for the rule
+    to refuse with its reason.
+    """
+    if text.strip() == "":
+        return question.default
+    if not question.choices:
+        return text
+    typed = text.strip()
+    if typed in question.choices:
+        return typed
+    if typed.isascii() and typed.isdigit():
+        index = int(typed)
+        if 1 <= index <= len(question.choices):
+            return question.choices[index - 1]
+        raise OptionError(
+            question.key, f"{typed} is not a number in the list (1-{len(question.choices)})"
+        )
+    folded = [choice for choice in question.choices if choice.casefold() == typed.casefold()]
+    return folded[0] if len(folded) == 1 else typed
+
+
+def compile_default(template: Template, expression: str) -> Any:
+    """Compile a default written in cookiecutter.json; render it with the answers as data.
 
     The environment is cookiecutter's own (same filters, strict undefined), so the
     value equals what plain ``cookiecutter`` would propose.
@@ -203,7 +293,12 @@ def render_default(template: Template, expression: str, answers: Mapping[str, An
 
     with on_sys_path(template.path):
         env = StrictEnvironment(context={"cookiecutter": dict(template.spec)})
-        return str(env.from_string(expression).render(cookiecutter=dict(answers)))
+        return env.from_string(expression)
+
+
+def render_default(template: Template, expression: str, answers: Mapping[str, Any]) -> str:
+    """Evaluate a default written in cookiecutter.json with the answers as data."""
+    return str(compile_default(template, expression).render(cookiecutter=dict(answers)))
 
 
 def load_answers_file(path: Path) -> dict[str, Any]:
@@ -238,4 +333,5 @@ def build_options(
     if answers_file is not None:
         builder.apply_answers_file(answers_file)
     builder.apply_sets(sets or [])
+    builder.check_given()
     return builder

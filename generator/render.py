@@ -10,9 +10,12 @@ cookiecutter would not.
 
 A new project is rendered in a temporary folder beside the destination (same file
 system, so the final move is a rename); the destination appears only when everything,
-hooks included, succeeded. Into an existing project (``--force``) the render goes to a
-temporary folder too, and :mod:`generator.update` then replaces only the generated
-files the user did not change; the destination folder itself is never moved.
+hooks included, succeeded. Into an existing empty folder (``servegen new .``) the
+render goes to a temporary folder inside it, and its entries are moved in only when it
+succeeded (removed again if a move fails), so the folder ends up full or empty. Into
+an existing project (``--force``) the render goes to a temporary folder too, and
+:mod:`generator.update` then replaces only the generated files the user did not
+change; the destination folder itself is never moved.
 """
 
 from __future__ import annotations
@@ -77,21 +80,39 @@ def build_context(options: Options, output_dir: Path) -> OrderedDict[str, Any]:
     return context
 
 
-def _check_destination(dest: Path, force: bool) -> bool:
-    """Return True when ``dest`` is an existing project to render into again."""
+#: What a destination is, as :func:`check_destination` tells: nothing there yet, an
+#: empty folder (``servegen new .`` in a fresh folder), or a project to render again.
+NEW, EMPTY, PROJECT = "new", "empty", "project"
+
+
+def check_destination(dest: Path, force: bool) -> str:
+    """Return what ``dest`` is (:data:`NEW`, :data:`EMPTY` or :data:`PROJECT`).
+
+    Raises UsageError when it may not be rendered into: something other than a folder,
+    or a non-empty folder without ``force`` or that is not a servegen project.
+    """
+    dest = Path(os.path.abspath(dest))
     if not dest.exists() and not dest.is_symlink():
-        return False
+        return NEW
+    if not dest.is_dir() or dest.is_symlink():
+        if not force:
+            raise UsageError(f"{dest} already exists (use --force to render into it again)")
+        raise UsageError(f"{dest} exists and is not a directory; refusing to render into it")
+    try:
+        empty = not any(dest.iterdir())
+    except OSError as exc:
+        raise UsageError(f"cannot read {dest}: {exc.strerror or exc}") from exc
+    if empty:
+        return EMPTY
     if not force:
         raise UsageError(f"{dest} already exists (use --force to render into it again)")
-    if not dest.is_dir() or dest.is_symlink():
-        raise UsageError(f"{dest} exists and is not a directory; refusing to render into it")
-    # --force renders into a servegen project (or an empty folder), never an arbitrary
-    # tree: a mistyped destination must not get files mixed into someone's folder.
-    if any(dest.iterdir()) and not (dest / ANSWERS_FILE).is_file():
+    # --force renders into a servegen project, never an arbitrary tree: a mistyped
+    # destination must not get files mixed into someone's folder.
+    if not (dest / ANSWERS_FILE).is_file():
         raise UsageError(
             f"{dest} is not a servegen project (no {ANSWERS_FILE}); refusing to render into it"
         )
-    return True
+    return PROJECT
 
 
 def _missing_parents(path: Path) -> list[Path]:
@@ -106,16 +127,21 @@ def _missing_parents(path: Path) -> list[Path]:
 def render(options: Options, dest: Path, *, force: bool = False) -> Rendered:
     """Render the project into ``dest``; return where it is and what changed.
 
-    An existing ``dest`` is refused unless ``force``. With ``force`` the project is
-    rendered in a temporary folder, over a copy of the old ``secrets/`` (so passwords,
-    and the database volume that uses them, survive), and ``dest`` is then updated
-    file by file (:func:`generator.update.update_project`): only generated files the
-    user did not change are replaced, nothing else in ``dest`` is touched. Any failure
-    of the render itself leaves ``dest`` as it was and removes what this call created.
+    An empty folder is filled (the folder itself stays, so a shell inside it keeps
+    working). Any other existing ``dest`` is refused unless ``force``. With ``force``
+    the project is rendered in a temporary folder, over a copy of the old ``secrets/``
+    (so passwords, and the database volume that uses them, survive), and ``dest`` is
+    then updated file by file (:func:`generator.update.update_project`): only generated
+    files the user did not change are replaced, nothing else in ``dest`` is touched.
+    Any failure of the render itself leaves ``dest`` as it was and removes what this
+    call created.
     """
     dest = Path(os.path.abspath(dest))
-    if _check_destination(dest, force):
+    kind = check_destination(dest, force)
+    if kind == PROJECT:
         return Rendered(dest, _render_again(options, dest))
+    if kind == EMPTY:
+        return Rendered(_render_into_empty(options, dest))
     created_parents = _missing_parents(dest)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -136,6 +162,43 @@ def render(options: Options, dest: Path, *, force: bool = False) -> Rendered:
         if not done:
             _remove_created(created_parents)
     return Rendered(dest)
+
+
+def _render_into_empty(options: Options, dest: Path) -> Path:
+    """Render a new project into the existing empty folder ``dest``, all or nothing.
+
+    The render goes to a hidden temporary folder inside ``dest`` (same file system, and
+    the folder above need not be writable), then each top-level entry is renamed into
+    ``dest``. ``dest`` was empty, so on any failure every entry this call moved in is
+    removed again and ``dest`` is left empty.
+    """
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=".servegen-new-", dir=dest))
+    except OSError as exc:
+        raise RenderError(f"cannot write in {dest}: {exc.strerror or exc}") from exc
+    moved: list[Path] = []
+    done = False
+    try:
+        project = _generate(options, staging, keep_secrets=None)
+        for entry in sorted(project.iterdir()):
+            target = dest / entry.name
+            if target.exists() or target.is_symlink():  # something appeared meanwhile
+                raise RenderError(f"{target} appeared while rendering; {dest} is not empty")
+            try:
+                os.rename(entry, target)
+            except OSError as exc:
+                raise RenderError(f"cannot move {entry.name} into {dest}: {exc}") from exc
+            moved.append(target)
+        done = True
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if not done:
+            for target in moved:
+                if target.is_dir() and not target.is_symlink():
+                    shutil.rmtree(target, ignore_errors=True)
+                else:
+                    target.unlink(missing_ok=True)
+    return dest
 
 
 def _render_again(options: Options, dest: Path) -> UpdateReport:

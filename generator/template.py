@@ -160,4 +160,14 @@ def load_template(path: Path | None = None, name: str = DEFAULT_TEMPLATE) -> Tem
             f"template {folder}: cookiecutter.json lists choices for {listed}, but"
             f" servegen_rules.RULES has choice rules for {choice_rules}"
         )
+    # A question is skipped by the answers asked before it, never by later ones.
+    for index, key in enumerate(template.keys):
+        later = [
+            name for name, _ in template.rule(key).asked_when if name not in template.keys[:index]
+        ]
+        if later:
+            raise RenderError(
+                f"template {folder}: servegen_rules.RULES[{key!r}].asked_when names {later},"
+                " which are not options asked before it"
+            )
     return template

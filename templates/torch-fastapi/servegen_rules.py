@@ -216,16 +216,29 @@ def check_db_name(key: str, value: Any) -> str:
     return text
 
 
+#: Text that reads as a whole number, sign and leading zeros included ("-1", "+7", "08").
+INTEGER_TEXT_RE = re.compile(r"[+-]?[0-9]+")
+
+
 def _int(key: str, value: Any, low: int, high: int) -> str:
-    # Only the canonical spelling is accepted ("8000", not "08000" or " 8000"): the
-    # template receives the answer as text on the plain cookiecutter path, so a second
-    # spelling of the same number would render a different file.
+    # Only the canonical spelling is accepted ("8000", not "08000", "+8000" or " 8000"):
+    # the template receives the answer as text on the plain cookiecutter path, so a
+    # second spelling of the same number would render a different file. Text that reads
+    # as a number out of range (say "-1") is told the range, not "a whole number".
     if isinstance(value, bool):
         raise RuleError(key, f"must be a whole number, got {value!r}")
     if isinstance(value, int):
         number = value
-    elif isinstance(value, str) and re.fullmatch(r"0|[1-9][0-9]{0,8}", value):
+    elif isinstance(value, str) and INTEGER_TEXT_RE.fullmatch(value):
+        digits = value.lstrip("+-").lstrip("0") or "0"
+        if len(digits) > len(str(high)):  # too long to be in range (and to convert cheaply)
+            shown = value if len(value) <= 20 else value[:20] + "..."
+            raise RuleError(key, f"must be between {low} and {high}, got {shown}")
         number = int(value)
+        if low <= number <= high and value != str(number):
+            raise RuleError(
+                key, f"must be a whole number written plainly ({number}), got {value!r}"
+            )
     else:
         raise RuleError(key, f"must be a whole number, got {value!r}")
     if not low <= number <= high:
@@ -280,6 +293,10 @@ class Rule:
     #: ``check(key, value)``: the normalised value, or RuleError
     check: Callable[[str, Any], Any]
     derived: bool = False  # its default is computed from earlier answers
+    #: Asked only when each ``(option, value)`` pair holds for the earlier answers
+    #: (normalised values: ``True`` for yes); otherwise the answer cannot matter and
+    #: the option keeps its default, which is still recorded and rendered.
+    asked_when: tuple[tuple[str, Any], ...] = ()
 
     @property
     def choices(self) -> list[str]:
@@ -374,12 +391,14 @@ RULES: dict[str, Rule] = _rule_table(
         "int",
         "Most items run in one forward pass (1-4096).",
         partial(_int, low=1, high=4096),
+        asked_when=(("batching", True),),
     ),
     Rule(
         "batch_max_wait_ms",
         "int",
         "Longest a request waits for a batch to fill (0-1000 ms).",
         partial(_int, low=0, high=1000),
+        asked_when=(("batching", True),),
     ),
 )
 
@@ -409,6 +428,32 @@ def check_combination(answers: dict[str, Any], blame: str = "python_version") ->
             f"torch {answers['torch_version']} has no wheels for Python"
             f" {answers['python_version']} (supported: {supported})",
         )
+
+
+def is_relevant(key: str, answers: dict[str, Any]) -> bool:
+    """Return whether the answer to ``key`` can matter, given the (normalised) answers.
+
+    Only the rule's ``asked_when`` conditions decide; a prompt also skips a choice that
+    :func:`allowed_choices` narrows to a single value.
+    """
+    return all(answers.get(name) == wanted for name, wanted in RULES[key].asked_when)
+
+
+def allowed_choices(key: str, answers: dict[str, Any]) -> list[str]:
+    """Return the choices of ``key`` that :func:`check_combination` accepts with ``answers``.
+
+    ``answers`` holds the (normalised) answers known so far; ``key``'s own entry is
+    ignored. The torch releases offered for a chosen Python are those with its wheels.
+    """
+    others = {name: value for name, value in answers.items() if name != key}
+    allowed = []
+    for choice in RULES[key].choices:
+        try:
+            check_combination({**others, key: choice}, blame=key)
+        except RuleError:
+            continue
+        allowed.append(choice)
+    return allowed
 
 
 def validate_partial(answers: dict[str, Any], blame: str = "python_version") -> dict[str, Any]:

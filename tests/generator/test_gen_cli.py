@@ -59,6 +59,13 @@ BAD_SETS = [
     pytest.param(["batching=maybe"], ["batching", "yes or no"], id="bool-bad"),
     pytest.param(["batch_max_size=0"], ["batch_max_size", "between 1 and 4096"], id="batch-0"),
     pytest.param(["batch_max_wait_ms=1001"], ["batch_max_wait_ms"], id="wait-high"),
+    pytest.param(
+        ["batch_max_wait_ms=-1"], ["batch_max_wait_ms", "between 0 and 1000, got -1"], id="wait-neg"
+    ),
+    pytest.param(
+        ["api_port=99999999999999999999999"], ["api_port", "between 1024 and 65535"], id="port-huge"
+    ),
+    pytest.param(["api_port=+8000"], ["api_port", "written plainly (8000)"], id="port-plus"),
     pytest.param(["db_name=my-db"], ["db_name"], id="db-dash"),
     pytest.param(["db_name=mysql"], ["db_name", "MySQL system schema"], id="db-mysql"),
     pytest.param(["db_name=sys"], ["db_name", "system schema"], id="db-sys"),
@@ -175,7 +182,78 @@ def test_new_with_defaults_creates_the_slug_folder(tmp_path: Path) -> None:
     result = servegen("new", "--no-input", cwd=tmp_path)
     assert result.exit_code == 0, result.output
     assert [p.name for p in tmp_path.iterdir()] == ["model-service"]
-    assert f"Created {tmp_path / 'model-service'}" in result.stdout
+    assert result.stdout.splitlines()[0] == f"Created {tmp_path / 'model-service'}"
+
+
+def test_next_steps_name_the_project_just_made(tmp_path: Path) -> None:
+    result = servegen(
+        "new",
+        "my svc",
+        "--no-input",
+        "-s",
+        "python_version=3.12",
+        "-s",
+        "api_port=9000",
+        cwd=tmp_path,
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"Created {tmp_path / 'my svc'}"
+    assert lines[1:] == [
+        "",
+        "Next steps",
+        "  Run it here (needs python3.12 and make):",
+        "    cd 'my svc'",
+        "    make venv          # .venv with the pinned dependencies",
+        "    make demo-model    # a small demo model in models/",
+        "    make run           # serve it at http://127.0.0.1:9000/docs (no database)",
+        "    make test          # the project's own tests",
+        "  Or with Docker:",
+        "    # build the image, start the stack, probe it over HTTP and SQL, tear it down",
+        "    servegen test 'my svc'",
+        "    # start the database, a demo model and the service; no .env needed",
+        "    cd 'my svc' && docker compose --profile demo up -d --wait",
+    ]
+
+
+def test_new_into_an_empty_folder_needs_no_force(tmp_path: Path) -> None:
+    folder = tmp_path / "svc"
+    folder.mkdir()
+    inode = folder.stat().st_ino
+    result = servegen("new", ".", "--no-input", cwd=folder)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == f"Created {folder}"
+    assert "cd " not in result.stdout  # already there
+    assert "    servegen test ." in result.stdout.splitlines()
+    assert folder.stat().st_ino == inode  # the folder stays: a shell inside it keeps working
+    assert (folder / ".servegen-answers.yml").is_file()
+    assert not [p for p in folder.iterdir() if p.name.startswith(".servegen-new-")]
+    result = servegen("new", ".", "--no-input", cwd=folder)
+    assert result.exit_code == 2  # no longer empty: --force renders into it again
+    assert "already exists" in result.stderr
+
+
+def test_new_into_an_empty_folder_with_questions(tmp_path: Path) -> None:
+    folder = tmp_path / "svc"
+    folder.mkdir()
+    result = servegen("new", ".", input="\n" * 16, cwd=folder)
+    assert result.exit_code == 0, result.output
+    assert f"Create the project in the empty folder {folder}? [Y/n]: " in result.stdout
+    assert (folder / ".servegen-answers.yml").is_file()
+
+
+def test_no_input_is_a_flag(tmp_path: Path) -> None:
+    help_text = servegen("new", "--help").stdout
+    line = next(ln for ln in help_text.splitlines() if "--no-input " in ln and "Ask nothing" in ln)
+    assert "<bool>" not in line, line
+    assert "<bool>" not in help_text  # --force and --help are flags too
+    assert_refused(
+        servegen("new", "--no-input=true", cwd=tmp_path), tmp_path, "--no-input", "take a value"
+    )
+    # A word after the flag is DEST, as for any flag.
+    result = servegen("new", "mydir", "--no-input", cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "mydir" / ".servegen-answers.yml").is_file()
 
 
 def test_output_dir_and_dest(tmp_path: Path) -> None:
@@ -195,30 +273,37 @@ def test_prompts_show_choices_and_defaults_and_reask(tmp_path: Path) -> None:
         "",  # author
         "3.13",  # python
         "2.5.1",  # torch: refused for 3.13, asked again
-        "2",  # torch by number: 2.9.1
-        "",  # accelerator
+        "2",  # torch by number among those offered for 3.13: 2.9.1
+        "CUDA",  # accelerator, any letter case
         "",  # task
         "",  # model format
         "80",  # refused
         "9000",
         "",  # db name
         "maybe",  # refused
-        "no",
-        "",
-        "",
+        "no",  # batching: its size and wait are not asked
+        "",  # the confirmation: yes
     ]
     result = servegen("new", input="\n".join(answers) + "\n", cwd=tmp_path)
     assert result.exit_code == 0, result.output
-    assert "Python version (3.11/3.12/3.13) [3.11]" in result.stdout
-    assert "Project slug (directory and distribution name) [fraud-scorer]" in result.stdout
-    assert "Python package name [fraud_scorer]" in result.stdout
+    assert "[6/15] Python version 1) 3.11  2) 3.12  3) 3.13 [3.11]: " in result.stdout
+    # Only the torch releases with wheels for Python 3.13 are offered.
+    assert "[7/15] PyTorch version 1) 2.13.0  2) 2.9.1 [2.13.0]: " in result.stdout
+    assert "[2/15] Project slug (directory and distribution name) [fraud-scorer]" in result.stdout
+    assert "[3/15] Python package name [fraud_scorer]" in result.stdout
+    assert "[13/15] Enable dynamic micro-batching? (yes/no) [yes]: " in result.stdout
+    assert "[14/" not in result.stdout
     assert "invalid: torch 2.5.1 has no wheels for Python 3.13" in result.stderr
     assert "invalid: must be between 1024 and 65535, got 80" in result.stderr
     assert "invalid: must be yes or no, got 'maybe'" in result.stderr
+    assert "Summary" in result.stdout
+    assert "batch_max_wait_ms  5  (not asked: used only when batching is yes)" in result.stdout
     recorded = (tmp_path / "fraud-scorer" / ".servegen-answers.yml").read_text()
     assert 'torch_version: "2.9.1"' in recorded
+    assert 'accelerator: "cuda"' in recorded
     assert "api_port: 9000" in recorded
     assert "batching: false" in recorded
+    assert "batch_max_size: 32" in recorded  # not asked, still recorded
 
 
 def test_prompts_skip_options_given_with_set(tmp_path: Path) -> None:
@@ -231,12 +316,95 @@ def test_prompts_skip_options_given_with_set(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "Project name" not in result.stdout
+    assert "[1/14] Project slug" in result.stdout
     assert (tmp_path / "given").is_dir()
 
 
-def test_closed_input_is_a_clear_error(tmp_path: Path) -> None:
-    result = servegen("new", input="", cwd=tmp_path)
-    assert_refused(result, tmp_path, "input ended", "--no-input")
+def test_a_set_value_narrows_the_choices_asked(tmp_path: Path) -> None:
+    result = servegen(
+        "new", "--set", "torch_version=2.5.1", input="\n" * 5 + "3\n2\n" + "\n" * 20, cwd=tmp_path
+    )
+    assert result.exit_code == 0, result.output
+    assert "Python version 1) 3.11  2) 3.12 [3.11]: " in result.stdout
+    assert "invalid: 3 is not a number in the list (1-2)" in result.stderr
+    assert (
+        'python_version: "3.12"'
+        in (tmp_path / "model-service" / ".servegen-answers.yml").read_text()
+    )
+
+
+def test_clashing_set_values_are_refused_before_any_question(tmp_path: Path) -> None:
+    result = servegen(
+        "new",
+        "-s",
+        "python_version=3.13",
+        "-s",
+        "torch_version=2.5.1",
+        input="\n" * 20,
+        cwd=tmp_path,
+    )
+    assert_refused(result, tmp_path, "torch 2.5.1 has no wheels for Python 3.13", "(from --set)")
+    assert "[1/" not in result.stdout
+
+
+def test_help_on_request(tmp_path: Path) -> None:
+    result = servegen("new", "-s", "batching=no", input="\n" * 8 + "?\n" + "\n" * 5, cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "cpu builds from the CPU wheel index; cuda reserves a GPU." not in result.stdout
+    assert "the top labels with scores out." in result.stdout  # task, the 9th question
+    assert result.stdout.count("[9/12] What the model does") == 2  # asked again after help
+
+
+def test_the_range_is_told_for_a_negative_number(tmp_path: Path) -> None:
+    result = servegen("new", input="\n" * 14 + "-1\n08\n\n\n", cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "invalid: must be between 0 and 1000, got -1" in result.stderr
+    assert "invalid: must be a whole number written plainly (8), got '08'" in result.stderr
+
+
+def test_no_at_the_confirmation_writes_nothing_and_exits_7(tmp_path: Path) -> None:
+    result = servegen("new", input="\n" * 15 + "n\n", cwd=tmp_path)
+    assert result.exit_code == 7, result.output
+    assert result.stderr.strip() == (
+        "stopped: nothing was written (answered no at the confirmation)"
+    )
+    assert f"Create {tmp_path / 'model-service'}? [Y/n]: " in result.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_input_ending_at_the_confirmation_writes_nothing(tmp_path: Path) -> None:
+    result = servegen("new", input="\n" * 15, cwd=tmp_path)
+    assert_refused(result, tmp_path, "input ended before the confirmation was answered")
+
+
+def test_an_unclear_confirmation_is_asked_again(tmp_path: Path) -> None:
+    result = servegen("new", input="\n" * 15 + "perhaps\n?\nyes\n", cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "invalid: answer yes or no" in result.stderr
+    assert "no writes nothing (exit 7)" in result.stdout
+    assert (tmp_path / "model-service").is_dir()
+
+
+def test_an_existing_dest_is_refused_before_the_questions(tmp_path: Path) -> None:
+    (tmp_path / "svc").mkdir()
+    (tmp_path / "svc" / "mine.txt").write_text("keep me")
+    result = servegen("new", "svc", input="\n" * 20, cwd=tmp_path)
+    assert result.exit_code == 2
+    assert "already exists" in result.stderr
+    assert "[1/" not in result.stdout
+
+
+def test_nothing_is_asked_when_every_answer_is_given(tmp_path: Path) -> None:
+    answers = tmp_path.parent / f"{tmp_path.name}-answers.json"
+    answers.write_text(json.dumps({"project_name": "All", "batching": False}))
+    sets = ["-s", "python_version=3.12", "-s", "torch_version=2.9.1", "-s", "accelerator=cpu"]
+    sets += ["-s", "task=tensor", "-s", "model_format=export", "-s", "api_port=8000"]
+    sets += ["-s", "project_slug=all", "-s", "package_name=all", "-s", "db_name=all"]
+    sets += ["-s", "description=d", "-s", "author=a"]
+    result = servegen("new", "--answers", str(answers), *sets, input="", cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"Created {tmp_path / 'all'}\n")
+    assert "Summary" not in result.stdout
 
 
 def test_options_table_json_and_markdown() -> None:
