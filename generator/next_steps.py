@@ -35,7 +35,8 @@ def next_steps(project: Path, python: str, port: str, cwd: Path | None = None) -
     here = Path(os.path.abspath(cwd if cwd is not None else Path.cwd()))
     where = shell_path(Path(os.path.abspath(project)), here)
     enter = [] if where == "." else [f"cd {where}"]
-    compose = "docker compose --profile demo up -d --wait"
+    # compose.demo.yaml adds a server of the demo model (what `make demo` runs).
+    compose = "docker compose -f compose.yaml -f compose.demo.yaml up -d --build --wait"
     return [
         "",
         "Next steps",
@@ -48,6 +49,6 @@ def next_steps(project: Path, python: str, port: str, cwd: Path | None = None) -
         "  Or with Docker:",
         "    # build the image, start the stack, probe it over HTTP and SQL, tear it down",
         f"    servegen test {where}",
-        "    # start the database, a demo model and the service; no .env needed",
+        "    # start the database, a demo model server and the service; no .env needed",
         f"    cd {where} && {compose}" if enter else f"    {compose}",
     ]

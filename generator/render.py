@@ -216,6 +216,18 @@ def _render_again(options: Options, dest: Path) -> UpdateReport:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def _copy_passwords(source: Path, dest: Path) -> None:
+    """Copy the password files (``secrets/*.txt``, regular files only) into ``dest``.
+
+    Only those: whatever else the user put in ``secrets/`` (a folder in place of the
+    README, a link) stays out of the render, so the render is the template's own.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    for path in sorted(source.glob("*.txt")):
+        if path.is_file() and not path.is_symlink():
+            shutil.copy2(path, dest / path.name)
+
+
 def _generate(options: Options, staging: Path, keep_secrets: Path | None) -> Path:
     """Run cookiecutter's generator (hooks included) into ``staging``.
 
@@ -232,7 +244,7 @@ def _generate(options: Options, staging: Path, keep_secrets: Path | None) -> Pat
     try:
         source = _without_bytecode(options.template.path, staging / ".template")
         if keep_secrets is not None and keep_secrets.is_dir():
-            shutil.copytree(keep_secrets, expected / SECRETS_DIR, symlinks=True)
+            _copy_passwords(keep_secrets, expected / SECRETS_DIR)
     except OSError as exc:
         raise RenderError(f"cannot prepare the render in {staging}: {exc}") from exc
     hook_output = _Captured()

@@ -211,8 +211,9 @@ def test_next_steps_name_the_project_just_made(tmp_path: Path) -> None:
         "  Or with Docker:",
         "    # build the image, start the stack, probe it over HTTP and SQL, tear it down",
         "    servegen test 'my svc'",
-        "    # start the database, a demo model and the service; no .env needed",
-        "    cd 'my svc' && docker compose --profile demo up -d --wait",
+        "    # start the database, a demo model server and the service; no .env needed",
+        "    cd 'my svc' && docker compose -f compose.yaml -f compose.demo.yaml"
+        " up -d --build --wait",
     ]
 
 

@@ -325,3 +325,18 @@ def test_the_help_names_the_rules_and_exit_code_6() -> None:
     text = " ".join(result.stdout.replace("\u2502", " ").split())  # rich panel borders
     assert "<name>.servegen-new" in text
     assert "6 rendered into an existing project but files you changed were kept" in text
+
+
+def test_a_folder_in_place_of_a_generated_file_in_secrets_is_kept(tmp_path: Path) -> None:
+    # Found by the property test: secrets/ is carried into the render for its passwords;
+    # the user's folder where secrets/README.md was must not be carried along.
+    project = render({"project_name": "Fraud Scorer"}, tmp_path / "svc")
+    readme = project / "secrets" / "README.md"
+    readme.unlink()
+    readme.mkdir()
+    (readme / "notes.txt").write_text("the user's file\n")
+    args = ["new", "svc", "--answers", f"svc/{ANSWERS}", "--force", "--no-input"]
+    result = servegen(*args, cwd=tmp_path)
+    assert result.exit_code == 6, result.output
+    assert (readme / "notes.txt").read_text() == "the user's file\n"
+    assert (project / "secrets" / f"README.md{NEW}").is_file()
