@@ -150,6 +150,18 @@ def test_bad_bodies_get_a_clear_4xx(settings_factory: Callable[..., Settings]) -
     asyncio.run(go())
 
 
+def test_an_undecodable_body_is_a_422_like_any_bad_json(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    for content_type in ("application/json", None):
+        headers = {"content-type": content_type} if content_type else {}
+        response = call(
+            settings_factory(), "POST", "/predict", content=b"\xff\xfe{", headers=headers
+        )
+        assert response.status_code == 422, response.text
+        assert "the body is not valid JSON" in response.json()["detail"]
+
+
 def test_error_answers_are_bounded(settings_factory: Callable[..., Settings]) -> None:
     # A huge unknown key is named, not echoed back in full.
     body = json.dumps({"inputs": [item()], "k" * 65536: 1})
