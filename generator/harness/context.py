@@ -48,6 +48,8 @@ class HarnessOptions:
     json_path: Path | None = None
     ready_timeout: float = 180.0
     docker_host: str | None = None
+    #: after the smoke checks, break the database, the app and the model on purpose
+    drills: bool = False
 
 
 @dataclass(frozen=True)
