@@ -358,7 +358,7 @@ def test_cmd(
         typer.Option(
             "--drills",
             help="After the checks, kill the database and the app and serve a corrupt "
-            "model on purpose; the stack must cope (about a minute more).",
+            "model on purpose; the stack must cope (about half a minute more).",
         ),
     ] = False,
 ) -> None:
