@@ -382,6 +382,14 @@ def test_cmd(
     docker_host: Annotated[
         str | None, typer.Option(help="Docker engine to use (default: DOCKER_HOST).")
     ] = None,
+    drills: Annotated[
+        bool,
+        typer.Option(
+            "--drills",
+            help="After the checks, kill the database and the app and serve a corrupt "
+            "model on purpose; the stack must cope (about half a minute more).",
+        ),
+    ] = False,
 ) -> None:
     """Build the project's image, start its stack, and smoke-test it over HTTP and SQL.
 
@@ -403,6 +411,7 @@ def test_cmd(
             json_path=json_path,
             ready_timeout=ready_timeout,
             docker_host=docker_host,
+            drills=drills,
         )
     )
 

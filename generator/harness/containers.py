@@ -14,6 +14,8 @@ from generator.harness.report import LOG_TAIL_LINES
 
 _PROJECT = "com.docker.compose.project"
 _SERVICE = "com.docker.compose.service"
+#: Set by ``compose run`` on its one-off containers (the drills start some).
+_ONEOFF = "com.docker.compose.oneoff"
 
 
 def project_containers(client: Any, compose_name: str) -> list[Any]:
@@ -22,9 +24,14 @@ def project_containers(client: Any, compose_name: str) -> list[Any]:
 
 
 def service_container(client: Any, compose_name: str, service: str) -> Any | None:
-    """Return the container of one service of the project, or None."""
+    """Return the container of one service of the project, or None.
+
+    One-off containers of ``compose run`` carry the service's label too; they are not
+    the service's container.
+    """
     for container in project_containers(client, compose_name):
-        if container.labels.get(_SERVICE) == service:
+        labels = container.labels
+        if labels.get(_SERVICE) == service and labels.get(_ONEOFF) != "True":
             return container
     return None
 
@@ -34,14 +41,20 @@ def published_port(client: Any, compose_name: str, api_port: int) -> int:
     container = service_container(client, compose_name, APP)
     if container is None:
         raise SmokeFailed("the app container was not created")
+    port = host_port(container, api_port)
+    if port is None:
+        raise SmokeFailed(f"the app's port {api_port} is not published")
+    return port
+
+
+def host_port(container: Any, port: int) -> int | None:
+    """Return the host port the engine publishes ``port`` of a container on, or None."""
     container.reload()
-    bindings = (container.attrs.get("NetworkSettings", {}).get("Ports") or {}).get(
-        f"{api_port}/tcp"
-    )
+    bindings = (container.attrs.get("NetworkSettings", {}).get("Ports") or {}).get(f"{port}/tcp")
     for binding in bindings or []:
         if binding.get("HostPort"):
             return int(binding["HostPort"])
-    raise SmokeFailed(f"the app's port {api_port} is not published")
+    return None
 
 
 def _blame_rank(container: Any) -> int:
@@ -65,10 +78,14 @@ def failing_container_log(client: Any, compose_name: str) -> tuple[str, list[str
     containers = project_containers(client, compose_name)
     if not containers:
         return "", []
-    culprit = min(containers, key=_blame_rank)
-    service = culprit.labels.get(_SERVICE, culprit.name)
+    return log_tail(min(containers, key=_blame_rank))
+
+
+def log_tail(container: Any) -> tuple[str, list[str]]:
+    """Return ``("container <service>", its last lines)`` for a report's log tail."""
+    service = container.labels.get(_SERVICE, container.name)
     try:
-        raw = culprit.logs(tail=LOG_TAIL_LINES, stdout=True, stderr=True)
+        raw = container.logs(tail=LOG_TAIL_LINES, stdout=True, stderr=True)
     except Exception as exc:  # removed meanwhile: say so instead of failing the report
         return f"container {service}", [f"(no log: {exc})"]
     return f"container {service}", raw.decode("utf-8", "replace").splitlines()

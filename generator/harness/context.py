@@ -20,7 +20,12 @@ from pathlib import Path
 
 from generator.harness import wheelhouse
 from generator.harness.compose import ComposeRun
-from generator.harness.overlay import PLACEHOLDER_SHA256, RUN_LABEL, OverlaySpec
+from generator.harness.overlay import (
+    HOST_PORT_VARIABLE,
+    PLACEHOLDER_SHA256,
+    RUN_LABEL,
+    OverlaySpec,
+)
 from generator.harness.preflight import Environment
 from generator.harness.project import Project
 
@@ -43,6 +48,8 @@ class HarnessOptions:
     json_path: Path | None = None
     ready_timeout: float = 180.0
     docker_host: str | None = None
+    #: after the smoke checks, break the database, the app and the model on purpose
+    drills: bool = False
 
 
 @dataclass(frozen=True)
@@ -77,9 +84,16 @@ class RunContext:
         """The label that marks what the run creates outside compose."""
         return {RUN_LABEL: self.run_id}
 
-    def compose_for_model(self, sha256: str) -> ComposeRun:
-        """Return the compose calls that hand the downloader the demo model's checksum."""
-        return dataclasses.replace(self.compose, env={**self.compose.env, "MODEL_SHA256": sha256})
+    def compose_for_model(self, sha256: str, host_port: int | None = None) -> ComposeRun:
+        """Return the compose calls that hand the downloader the demo model's checksum.
+
+        With ``host_port`` the app is published on that port of 127.0.0.1 rather than
+        on one the engine picks.
+        """
+        env = {**self.compose.env, "MODEL_SHA256": sha256}
+        if host_port is not None:
+            env[HOST_PORT_VARIABLE] = str(host_port)
+        return dataclasses.replace(self.compose, env=env)
 
     def project_compose(self) -> ComposeRun:
         """Return compose calls that see the project's own files only (no overlay)."""
@@ -150,6 +164,8 @@ def _compose_env(
     compose_env["APP_IMAGE"] = app_image
     # The overlay reads the checksum from here; the real one is known after the build.
     compose_env["MODEL_SHA256"] = PLACEHOLDER_SHA256
+    # The engine picks the app's host port unless the run pins it (never the shell).
+    compose_env[HOST_PORT_VARIABLE] = ""
     if env.docker_host:
         compose_env["DOCKER_HOST"] = env.docker_host
     if options.db_image:

@@ -10,6 +10,7 @@ answered" is an exception.
 from __future__ import annotations
 
 import http.client
+import socket
 import urllib.error
 import urllib.request
 from urllib.parse import urlsplit
@@ -54,3 +55,14 @@ def request(
         return int(exc.code), exc.read()
     except (OSError, http.client.HTTPException) as exc:  # URLError is an OSError
         raise NoAnswer(url, exc) from None
+
+
+def free_port() -> int:
+    """Return a TCP port of 127.0.0.1 that nothing listens on right now.
+
+    The kernel picks it (bind to port 0); it stays free only until someone else takes
+    it, so ask for it just before it is used.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -5,8 +5,11 @@ Layered after the project's ``compose.yaml`` and ``compose.demo.yaml`` (whose
 its sha256, to the downloader: the real download-and-verify path runs) it
 - labels every service, network and volume with ``io.servegen.run=<run id>`` so clean-up
   can find whatever the run made, even after a crash;
-- publishes the app on an ephemeral port of 127.0.0.1 (``!override`` replaces the
-  project's port list instead of appending to it);
+- publishes the app on 127.0.0.1 (``!override`` replaces the project's port list instead
+  of appending to it), on the port in the compose call's ``SERVEGEN_APP_PORT``
+  (:data:`HOST_PORT_REF`): empty, so the engine picks a free one, unless the run pins
+  it (``--drills``: the engine gives an ephemeral port up again when the container
+  restarts, and the crash drill needs an address that outlives a restart);
 - passes the build arguments of ``--base-image`` and ``--wheelhouse``;
 - hands the demo model's sha256, which the harness learned from the built image, to
   every service that reads ``MODEL_SHA256`` (the downloader and the app): both check the
@@ -33,6 +36,9 @@ MODEL_SERVER = "model-server"
 PLACEHOLDER_SHA256 = "0" * 64
 #: The overlay's value of MODEL_SHA256: interpolated by compose from its environment.
 MODEL_SHA256_REF = "${MODEL_SHA256}"
+#: The compose variable with the app's host port; empty lets the engine pick one.
+HOST_PORT_VARIABLE = "SERVEGEN_APP_PORT"
+HOST_PORT_REF = "${" + HOST_PORT_VARIABLE + ":-}"
 
 
 @dataclass(frozen=True)
@@ -115,7 +121,7 @@ def build_overlay(spec: OverlaySpec) -> dict[str, Any]:
     services: dict[str, Any] = {name: {"labels": dict(spec.labels)} for name in spec.services}
     app = services.setdefault(APP, {"labels": dict(spec.labels)})
     # Empty host port = the engine picks a free one; 127.0.0.1 keeps it off the network.
-    app["ports"] = Override([f"127.0.0.1::{spec.api_port}"])
+    app["ports"] = Override([f"127.0.0.1:{HOST_PORT_REF}:{spec.api_port}"])
     app["build"] = {"labels": dict(spec.labels)}
     if spec.build_args:
         app["build"]["args"] = dict(spec.build_args)

@@ -181,26 +181,41 @@ def malformed(base_url: str) -> dict[str, Any]:
     return figures
 
 
-def prediction_row(
-    db_container: Any, db_name: str, request_id: str, within: float = 15.0
-) -> dict[str, Any]:
-    """Find the prediction's row in MySQL; logging is asynchronous, so retry a while."""
-    if not _SAFE_ID.match(request_id):
-        raise SmokeFailed(f"request id {request_id!r} has unexpected characters")
+def _mysql(db_container: Any, db_name: str, query: str) -> tuple[bool, str]:
+    """Run one query with the ``mysql`` client inside the db container; (ok, last line).
+
+    The password comes from the secret file inside the container, never our argv;
+    MYSQL_PWD keeps it off the client's command line too.
+    """
     if not _DB_NAME.match(db_name):
         raise SmokeFailed(f"database name {db_name!r} has unexpected characters")
-    query = f"SELECT COUNT(*) FROM predictions WHERE request_id = '{request_id}'"  # noqa: S608
-    # The password comes from the secret file inside the container, never our argv; MYSQL_PWD
-    # keeps it off the client's command line too.
     script = (
         'MYSQL_PWD="$(cat /run/secrets/db_root_password)" '
         f'exec mysql -uroot --batch --skip-column-names {db_name} -e "{query}"'
     )
+    code, output = db_container.exec_run(["sh", "-c", script], demux=False)
+    last = proc.last_line((output or b"").decode("utf-8", "replace"), f"mysql exited {code}")
+    return code == 0, last
+
+
+def _checked_ids(request_ids: list[str]) -> list[str]:
+    """Return the ids, or raise: they are interpolated into SQL, so only safe ones pass."""
+    for request_id in request_ids:
+        if not _SAFE_ID.match(request_id):
+            raise SmokeFailed(f"request id {request_id!r} has unexpected characters")
+    return request_ids
+
+
+def prediction_row(
+    db_container: Any, db_name: str, request_id: str, within: float = 15.0
+) -> dict[str, Any]:
+    """Find the prediction's row in MySQL; logging is asynchronous, so retry a while."""
+    _checked_ids([request_id])
+    query = f"SELECT COUNT(*) FROM predictions WHERE request_id = '{request_id}'"  # noqa: S608
     begin = time.monotonic()
     while True:
-        code, output = db_container.exec_run(["sh", "-c", script], demux=False)
-        last = proc.last_line((output or b"").decode("utf-8", "replace"), f"mysql exited {code}")
-        if code == 0 and last.isdigit():
+        ok, last = _mysql(db_container, db_name, query)
+        if ok and last.isdigit():
             if int(last) >= 1:
                 return {"rows": int(last), "seconds": round(time.monotonic() - begin, 1)}
             last = "no row yet"
@@ -210,3 +225,25 @@ def prediction_row(
                 f"after {within:.0f} s ({last})"
             )
         time.sleep(1.0)
+
+
+#: Ids per query when many are counted (keeps each command line far below its limit).
+_IDS_PER_QUERY = 200
+
+
+def logged_ids(db_container: Any, db_name: str, request_ids: list[str]) -> int:
+    """Return how many of ``request_ids`` have a row in ``predictions`` (one read, no retry).
+
+    Raises SmokeFailed when the database cannot be read.
+    """
+    found = 0
+    ids = _checked_ids(list(dict.fromkeys(request_ids)))
+    for start in range(0, len(ids), _IDS_PER_QUERY):
+        chunk = ", ".join(f"'{i}'" for i in ids[start : start + _IDS_PER_QUERY])
+        where = f"request_id IN ({chunk})"
+        query = f"SELECT COUNT(DISTINCT request_id) FROM predictions WHERE {where}"  # noqa: S608
+        ok, last = _mysql(db_container, db_name, query)
+        if not (ok and last.isdigit()):
+            raise SmokeFailed(f"cannot read {db_name}.predictions ({last})")
+        found += int(last)
+    return found

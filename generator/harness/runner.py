@@ -1,7 +1,8 @@
 """``servegen test``: run every step in order, always tear down, report, raise a failure.
 
 Steps: project, preflight, lint, wheelhouse, build, demo-model, up, ready, predict,
-malformed, database, teardown. After preflight the run's :class:`RunContext` is built
+malformed, database, then with ``--drills`` db-outage, app-crash and bad-checksum, and
+teardown. After preflight the run's :class:`RunContext` is built
 once; every later step is a small function of it that returns its figures for the
 report. The first failure stops the run; tear-down runs anyway (also after
 SIGINT/SIGTERM) unless ``--keep`` asked to leave the stack up.
@@ -29,7 +30,20 @@ from generator.errors import (
     UsageError,
 )
 from generator.harness import build as build_step
-from generator.harness import containers, lint, probes, readiness, signals, stack, wheelhouse
+from generator.harness import (
+    containers,
+    drill_checksum,
+    drill_crash,
+    drill_db,
+    lint,
+    loopback,
+    probes,
+    readiness,
+    signals,
+    stack,
+    wheelhouse,
+)
+from generator.harness.compose import ComposeRun
 from generator.harness.context import HarnessOptions, RunContext, create_context
 from generator.harness.demo_model import demo_model_sha256
 from generator.harness.overlay import APP, services_of, spec_fields_from_model, write_overlay
@@ -109,10 +123,14 @@ def _exercise(ctx: RunContext, report: Report) -> None:
         step.figures.update(_build(ctx, step))
     with _step(report, "demo-model") as step:
         step.figures["sha256"] = demo_model_sha256(ctx.env.client, ctx.app_image, ctx.run_id)
-    sha = str(step.figures["sha256"])
+    # The crash drill needs an address that outlives a restart: a port of our choosing
+    # (the engine gives a port it picked up again when the container restarts).
+    # Ref: https://github.com/moby/moby/issues/31926
+    host_port = loopback.free_port() if ctx.options.drills else None
+    compose = ctx.compose_for_model(str(step.figures["sha256"]), host_port)
     started = time.monotonic()  # start-up is timed from here to the first /ready 200
     with _step(report, "up") as step, _blame_container(ctx):
-        step.figures.update(_up(ctx, sha, started))
+        step.figures.update(_up(ctx, compose, started))
     url = str(step.figures["url"])
     with _step(report, "ready") as step, _blame_container(ctx):
         step.figures.update(
@@ -128,6 +146,19 @@ def _exercise(ctx: RunContext, report: Report) -> None:
         step.figures.update(probes.malformed(url))
     with _step(report, "database") as step, _blame_container(ctx):
         step.figures.update(_database(ctx, request_id))
+    if ctx.options.drills:
+        _drills(ctx, report, compose, url)
+
+
+def _drills(ctx: RunContext, report: Report, compose: ComposeRun, url: str) -> None:
+    """Break the running stack on purpose, one drill per step (``--drills``)."""
+    out = _progress()
+    with _step(report, "db-outage") as step:
+        step.figures.update(drill_db.db_outage(ctx, url, out))
+    with _step(report, "app-crash") as step:
+        step.figures.update(drill_crash.app_crash(ctx, url, out))
+    with _step(report, "bad-checksum") as step:
+        step.figures.update(drill_checksum.bad_checksum(ctx, compose, out))
 
 
 def _progress() -> TextIO:
@@ -181,9 +212,8 @@ def _build(ctx: RunContext, step: Step) -> dict[str, Any]:
     return figures
 
 
-def _up(ctx: RunContext, sha256: str, started: float) -> dict[str, Any]:
-    """Start the stack with the demo model's checksum; say where the app answers."""
-    compose = ctx.compose_for_model(sha256)
+def _up(ctx: RunContext, compose: ComposeRun, started: float) -> dict[str, Any]:
+    """Start the stack (compose calls that know the model's checksum); say where it answers."""
     stack.up(compose, ctx.options.ready_timeout, _progress())
     up_seconds = round(time.monotonic() - started, 1)
     port = containers.published_port(ctx.env.client, compose.name, ctx.project.api_port)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from generator.harness.context import HarnessOptions, create_context
-from generator.harness.overlay import PLACEHOLDER_SHA256, RUN_LABEL
+from generator.harness.overlay import HOST_PORT_VARIABLE, PLACEHOLDER_SHA256, RUN_LABEL
 from generator.harness.preflight import Compose, Environment
 from generator.harness.project import load_project
 
@@ -57,13 +57,17 @@ def test_names_files_and_variables_of_one_run(project_dir: Path) -> None:
 
 
 def test_the_checksum_gives_new_compose_calls_and_leaves_the_context_as_it_was(
-    project_dir: Path,
+    project_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv(HOST_PORT_VARIABLE, "8000")  # the shell's value never pins the port
     ctx = create_context(HarnessOptions(project_dir), load_project(project_dir), ENV, "sgtest-1")
     try:
         with_model = ctx.compose_for_model("ab" * 32)
         assert with_model.env["MODEL_SHA256"] == "ab" * 32
         assert ctx.compose.env["MODEL_SHA256"] == PLACEHOLDER_SHA256
+        # The engine picks the app's host port, unless a run pins it (--drills).
+        assert with_model.env[HOST_PORT_VARIABLE] == ""
+        assert ctx.compose_for_model("ab" * 32, 41234).env[HOST_PORT_VARIABLE] == "41234"
         assert ctx.overlay.build_args == {}
         with pytest.raises(dataclasses.FrozenInstanceError):
             ctx.app_image = "other"  # type: ignore[misc]

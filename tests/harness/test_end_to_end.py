@@ -96,6 +96,88 @@ def test_default_project_passes_every_step_and_leaves_nothing(
     assert not (project_dir / "smoke-overlay.yaml").exists()
 
 
+def test_drills_break_the_stack_and_it_copes(
+    project_dir: Path,
+    docker_client: Any,
+    standin_images: dict[str, str],
+    wheelhouse: Path,
+    tmp_path: Path,
+) -> None:
+    """``--drills``: the database killed under load, the app crashed, a corrupt model."""
+    json_path = tmp_path / "report.json"
+    out = io.StringIO()
+    options = _options(project_dir, standin_images, wheelhouse, json_path=json_path, drills=True)
+    code = run_harness(options, out=out)
+    report = json.loads(json_path.read_text(encoding="utf-8"))
+    steps = _steps(report)
+    failed = {name: s.get("message") for name, s in steps.items() if s["status"] != "passed"}
+    assert code == 0, (failed, out.getvalue())
+    assert list(steps)[-4:] == ["db-outage", "app-crash", "bad-checksum", "teardown"]
+    # The report table shows each drill's figures.
+    table = out.getvalue()
+    assert re.search(r"^db-outage\s+passed\s+[\d.]+\s+requests=\d+, failed=0,", table, re.M)
+    url = steps["up"]["figures"]["url"]
+
+    outage = steps["db-outage"]["figures"]
+    assert outage["requests"] > 50 and outage["failed"] == 0  # every /predict answered 200
+    assert outage["clients"] >= 2
+    assert outage["outage_seconds"] >= 5  # the database stayed down under load
+    assert outage["log_resumed_seconds"] > 0
+    # The outage was counted in /metrics, and the service says the database is back.
+    assert outage["db_up_during"] == 0 or outage["db_write_failures"] > 0
+    assert outage["db_up_after"] == 1
+    assert outage["db_queue_dropped"] == 0
+    assert outage["db_rows_written"] >= outage["requests"] - outage["post_outage_requests"]
+    # Every request made after the database came back has its row in MySQL.
+    assert outage["post_outage_rows"] == outage["post_outage_requests"] > 0
+
+    crash = steps["app-crash"]["figures"]
+    assert crash["restart_policy"] == "unless-stopped"
+    assert crash["restarts"] >= 1
+    assert 0 <= crash["restarted_seconds"] <= crash["ready_seconds"] < 180
+    assert url == f"http://127.0.0.1:{crash['port']}"  # back on the same address
+    assert crash["predict_status"] == 200
+
+    refused = steps["bad-checksum"]["figures"]
+    assert refused["downloader_exit"] == 3  # the downloader's checksum-mismatch code
+    assert refused["models_dir"] == "model.safetensors"  # nothing left by the refused one
+    assert refused["app_state"] == "failed"
+    assert refused["predict_status"] == 503
+
+    assert steps["teardown"]["figures"]["remaining"] == {}
+    assert leftovers(docker_client, report["run_id"]) == {}
+
+
+def test_a_failed_drill_fails_the_run_with_the_containers_log(
+    project_dir: Path,
+    docker_client: Any,
+    standin_images: dict[str, str],
+    wheelhouse: Path,
+    tmp_path: Path,
+) -> None:
+    """An app without a restart policy stays down after a crash: exit 5, its log, no leftovers."""
+    compose = project_dir / "compose.yaml"
+    text = compose.read_text(encoding="utf-8")
+    assert text.count("restart: unless-stopped") == 2, "compose.yaml changed shape"
+    compose.write_text(text.replace("restart: unless-stopped", 'restart: "no"'), encoding="utf-8")
+    json_path = tmp_path / "report.json"
+    options = _options(project_dir, standin_images, wheelhouse, json_path=json_path, drills=True)
+    code = run_harness(options)
+    report = json.loads(json_path.read_text(encoding="utf-8"))
+    steps = _steps(report)
+    assert code == 5
+    assert report["outcome"] == "smoke failed"
+    assert steps["db-outage"]["status"] == "passed"  # the harness starts the database itself
+    crash = steps["app-crash"]
+    assert crash["status"] == "failed"
+    assert crash["message"] == "the app container has no restart policy: it stayed down"
+    assert crash["log_source"] == "container app"
+    assert any("Uvicorn running" in line for line in crash["log_tail"]), crash["log_tail"]
+    assert "bad-checksum" not in steps
+    assert steps["teardown"]["status"] == "passed"
+    assert leftovers(docker_client, report["run_id"]) == {}
+
+
 def _corrupt_the_served_model(project: Path) -> None:
     """Make every run of the project's demo-model maker append different bytes to its file.
 
@@ -250,24 +332,33 @@ def _after_up(line: str) -> bool:
     return re.search(r"app-1\s+Started", line) is not None
 
 
+def _db_killed(line: str) -> bool:
+    return "db killed" in line
+
+
 @pytest.mark.parametrize(
-    ("signum", "moment"),
+    ("signum", "moment", "extra"),
     [
-        pytest.param(signal.SIGINT, lambda line: "load build definition" in line, id="int-build"),
-        pytest.param(signal.SIGINT, _after_up, id="int-after-up"),
-        pytest.param(signal.SIGTERM, _after_up, id="term-after-up"),
+        pytest.param(
+            signal.SIGINT, lambda line: "load build definition" in line, (), id="int-build"
+        ),
+        pytest.param(signal.SIGINT, _after_up, (), id="int-after-up"),
+        pytest.param(signal.SIGTERM, _after_up, (), id="term-after-up"),
+        # The database is down and the load is running: both must end, the stack must go.
+        pytest.param(signal.SIGINT, _db_killed, ("--drills",), id="int-db-outage-drill"),
     ],
 )
 def test_a_signal_tears_everything_down(
     signum: int,
     moment: Callable[[str], bool],
+    extra: tuple[str, ...],
     project_dir: Path,
     docker_client: Any,
     standin_images: dict[str, str],
     wheelhouse: Path,
 ) -> None:
     code, output, run_id, image = _interrupt_when(
-        _cli_args(project_dir, standin_images, wheelhouse), moment, signum
+        [*_cli_args(project_dir, standin_images, wheelhouse), *extra], moment, signum
     )
     assert code == 128 + signum, output[-3000:]
     assert "INTERRUPTED" in output

@@ -1,4 +1,4 @@
-"""The smoke overlay: labels on everything, ephemeral loopback port, demo model, secrets."""
+"""The smoke overlay: labels on everything, a loopback port, demo model, secrets."""
 
 from __future__ import annotations
 
@@ -63,10 +63,13 @@ def test_every_service_network_volume_and_the_build_carry_the_run_label() -> Non
     assert overlay["services"]["app"]["build"]["labels"] == label
 
 
-def test_app_port_replaces_the_projects_with_an_ephemeral_loopback_port() -> None:
+def test_app_port_replaces_the_projects_with_a_loopback_port_the_run_may_pin() -> None:
     text = dump_overlay(build_overlay(_spec()))
     assert "ports: !override" in text
-    assert _parsed(_spec())["services"]["app"]["ports"] == {"!override": ["127.0.0.1::8123"]}
+    # Compose fills the host port in from SERVEGEN_APP_PORT; empty lets the engine pick.
+    assert _parsed(_spec())["services"]["app"]["ports"] == {
+        "!override": ["127.0.0.1:${SERVEGEN_APP_PORT:-}:8123"]
+    }
 
 
 def test_the_downloader_and_the_app_get_the_demo_models_sha() -> None:
@@ -113,11 +116,10 @@ def test_spec_fields_come_from_the_compose_model() -> None:
     assert fields["app_image_services"] == ("app",)
 
 
-def test_compose_merges_the_overlay_into_a_rendered_project(
-    project_dir: Path, compose_command: tuple[str, ...], tmp_path: Path
-) -> None:
-    """The real Compose binary reads the overlay as intended (no engine needed)."""
-    overlay = write_overlay(tmp_path / "overlay.yaml", _spec(api_port=8000))
+def _merged(
+    project_dir: Path, compose_command: tuple[str, ...], overlay: Path, **env: str
+) -> dict[str, Any]:
+    """``compose config`` of the project's files and the overlay, with ``env`` set."""
     done = subprocess.run(
         [
             *compose_command,
@@ -139,14 +141,29 @@ def test_compose_merges_the_overlay_into_a_rendered_project(
         text=True,
         check=False,
         timeout=60,
-        env={**os.environ, "MODEL_SHA256": SHA},
+        env={**os.environ, "MODEL_SHA256": SHA, **env},
     )
     assert done.returncode == 0, done.stderr
     model = json.loads(done.stdout)
+    assert isinstance(model, dict)
+    return model
+
+
+def _ports(model: dict[str, Any]) -> list[tuple[str, str, int]]:
+    ports = model["services"]["app"]["ports"]
+    return [(p["host_ip"], p.get("published", ""), p["target"]) for p in ports]
+
+
+def test_compose_merges_the_overlay_into_a_rendered_project(
+    project_dir: Path, compose_command: tuple[str, ...], tmp_path: Path
+) -> None:
+    """The real Compose binary reads the overlay as intended (no engine needed)."""
+    overlay = write_overlay(tmp_path / "overlay.yaml", _spec(api_port=8000))
+    model = _merged(project_dir, compose_command, overlay, SERVEGEN_APP_PORT="")
     app = model["services"]["app"]
-    assert [(p["host_ip"], p.get("published", ""), p["target"]) for p in app["ports"]] == [
-        ("127.0.0.1", "", 8000)
-    ]
+    assert _ports(model) == [("127.0.0.1", "", 8000)]  # the engine picks the host port
+    pinned = _merged(project_dir, compose_command, overlay, SERVEGEN_APP_PORT="41234")
+    assert _ports(pinned) == [("127.0.0.1", "41234", 8000)]  # as --drills pins it
     assert app["image"] == "sgtest-1234abcd-demo:smoke"
     assert model["services"]["model-downloader"]["image"] == app["image"]
     for name in ("db", "model-downloader", "app", MODEL_SERVER):
