@@ -1,7 +1,12 @@
-"""A closed-loop HTTP/1.1 load generator for loopback benchmarks.
+"""An HTTP/1.1 load generator for loopback benchmarks: closed loop, or a fixed rate.
 
-Each of N clients holds one keep-alive connection and sends its next request as soon as
-the previous answer is read (a closed loop), so N is the number of requests in flight.
+Closed loop (the default): each of N clients holds one keep-alive connection and sends
+its next request as soon as the previous answer is read, so N is the number of requests
+in flight. Fixed rate (``--rate R``, an open loop): request i is due at ``start + i/R``
+whatever the answers' speed; up to N keep-alive connections send the due requests, and
+a request's latency is measured from the time it was due, not from when a connection
+was free to send it, so a slow server is not hidden by the generator slowing down with
+it (no coordinated omission). The run reports the rate achieved and any shortfall.
 It uses only asyncio streams and hand-written HTTP/1.1, so it adds no dependency and
 costs little CPU per request. It runs in its own process (``python -m benchmarks.loadgen``,
 or :func:`benchmarks.serving.run_load`) so that it never shares an event loop or a GIL
@@ -172,30 +177,153 @@ async def run(
     timeout: float = 30.0,
 ) -> dict[str, Any]:
     """Run one closed-loop load test and return its figures as a JSON-ready dict."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.scheme != "http" or host not in LOOPBACK_HOSTS or parts.port is None:
-        raise LoadError(f"only http://127.0.0.1:PORT/... URLs are allowed, got {url!r}")
+    host, port, path = _target(url)
     if concurrency < 1 or max_requests < 1 or duration <= 0 or warmup < 0:
         raise LoadError("concurrency, max-requests and duration must be positive")
-    path = parts.path or "/"
-    if parts.query:
-        path += "?" + parts.query
-    request = build_request(method, host, parts.port, path, body)
+    request = build_request(method, host, port, path, body)
     start = time.perf_counter()
     state = _State(
         warm_end=start + warmup, stop_at=start + warmup + duration, max_requests=max_requests
     )
     await asyncio.gather(
-        *(_client(host, parts.port, request, state, timeout) for _ in range(concurrency))
+        *(_client(host, port, request, state, timeout) for _ in range(concurrency))
     )
-    elapsed = max(state.last_done - state.warm_end, 1e-9) if state.latencies else 0.0
+    return {"concurrency": concurrency, **_summary(url, method, state, state.warm_end)}
+
+
+async def _rate_worker(
+    host: str,
+    port: int,
+    request: bytes,
+    due: asyncio.Queue[float | None],
+    state: _State,
+    timeout: float,
+) -> None:
+    """One connection of a fixed-rate run: send each due request it takes, in turn."""
+    reader: asyncio.StreamReader | None = None
+    writer: asyncio.StreamWriter | None = None
+    try:
+        while (scheduled := await due.get()) is not None:
+            measured = scheduled >= state.warm_end
+            try:
+                if writer is None:
+                    reader, writer = await asyncio.wait_for(
+                        asyncio.open_connection(host, port), timeout
+                    )
+                assert reader is not None and writer is not None
+                writer.write(request)
+                await writer.drain()
+                status, keep_alive, _ = await asyncio.wait_for(read_response(reader), timeout)
+                done = time.perf_counter()
+            except (
+                OSError,
+                ValueError,
+                asyncio.IncompleteReadError,
+                asyncio.LimitOverrunError,
+                LoadError,
+            ) as exc:
+                if measured:
+                    state.errors += 1
+                    if len(state.error_samples) < 3:
+                        state.error_samples.append(f"{exc.__class__.__name__}: {exc}")
+                if writer is not None:
+                    writer.close()
+                writer = reader = None
+                continue
+            if measured:
+                state.latencies.append(done - scheduled)
+                key = str(status)
+                state.statuses[key] = state.statuses.get(key, 0) + 1
+                state.last_done = max(state.last_done, done)
+            if not keep_alive and writer is not None:
+                writer.close()
+                writer = reader = None
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+async def run_fixed_rate(
+    url: str,
+    *,
+    rate: float,
+    method: str = "GET",
+    body: bytes = b"",
+    connections: int = 64,
+    duration: float = 5.0,
+    warmup: float = 0.5,
+    timeout: float = 30.0,
+) -> dict[str, Any]:
+    """Offer ``rate`` requests per second for ``warmup + duration`` seconds (an open loop).
+
+    A request due while every connection is busy waits for one, and that wait counts in
+    its latency. After the schedule ends, requests still waiting for a connection are
+    not sent: they are counted as ``unsent`` (the shortfall of the offered rate).
+    """
+    host, port, path = _target(url)
+    if rate <= 0 or connections < 1 or duration <= 0 or warmup < 0:
+        raise LoadError("rate, connections and duration must be positive")
+    request = build_request(method, host, port, path, body)
+    start = time.perf_counter()
+    state = _State(warm_end=start + warmup, stop_at=start + warmup + duration, max_requests=0)
+    due: asyncio.Queue[float | None] = asyncio.Queue()
+    workers = [
+        asyncio.create_task(_rate_worker(host, port, request, due, state, timeout))
+        for _ in range(connections)
+    ]
+    total = int((warmup + duration) * rate)
+    offered = 0
+    for index in range(total):
+        scheduled = start + index / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0.0005:
+            await asyncio.sleep(delay)
+        due.put_nowait(scheduled)
+        if scheduled >= state.warm_end:
+            offered += 1
+    # The schedule is over: what no connection took by now is the shortfall (a pass of
+    # the event loop first, so an idle connection takes the request due last).
+    await asyncio.sleep(0)
+    unsent = 0
+    while not due.empty():
+        due.get_nowait()
+        unsent += 1
+    for _ in workers:
+        due.put_nowait(None)
+    await asyncio.gather(*workers)
+    result = _summary(url, method, state, start + warmup)
+    achieved = result["ok"] / duration
+    result.update(
+        mode="fixed-rate",
+        offered_rps=offered / duration,
+        achieved_rps=achieved,
+        unsent=unsent,
+        connections=connections,
+        shortfall=max(0.0, 1.0 - achieved / (offered / duration)) if offered else 0.0,
+    )
+    return result
+
+
+def _target(url: str) -> tuple[str, int, str]:
+    """Host, port and path of a loopback URL, or LoadError."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme != "http" or host not in LOOPBACK_HOSTS or parts.port is None:
+        raise LoadError(f"only http://127.0.0.1:PORT/... URLs are allowed, got {url!r}")
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    return host, parts.port, path
+
+
+def _summary(url: str, method: str, state: _State, measured_from: float) -> dict[str, Any]:
+    """The figures every mode reports, from the run's counters."""
+    elapsed = max(state.last_done - measured_from, 1e-9) if state.latencies else 0.0
     ok = sum(n for code, n in state.statuses.items() if code.startswith("2"))
     lat_ms = [x * 1000 for x in state.latencies]
     return {
         "url": url,
         "method": method,
-        "concurrency": concurrency,
         "requests": len(state.latencies),
         "ok": ok,
         "errors": state.errors,
@@ -223,6 +351,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=0.5)
     parser.add_argument("--timeout", type=float, default=30.0)
     parser.add_argument("--cpus", help="pin this process to these CPUs, e.g. 1 or 1,2")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        help="fixed-rate mode: offer this many requests per second (up to --concurrency "
+        "connections), latency measured from each request's due time",
+    )
     args = parser.parse_args(argv)
     try:
         if args.cpus:
@@ -233,18 +367,32 @@ def main(argv: list[str] | None = None) -> int:
             body = args.body_file.read_bytes()
         else:
             body = b""
-        result = asyncio.run(
-            run(
-                args.url,
-                method=args.method.upper(),
-                body=body,
-                concurrency=args.concurrency,
-                max_requests=args.max_requests,
-                duration=args.duration,
-                warmup=args.warmup,
-                timeout=args.timeout,
+        if args.rate is not None:
+            result = asyncio.run(
+                run_fixed_rate(
+                    args.url,
+                    rate=args.rate,
+                    method=args.method.upper(),
+                    body=body,
+                    connections=args.concurrency,
+                    duration=args.duration,
+                    warmup=args.warmup,
+                    timeout=args.timeout,
+                )
             )
-        )
+        else:
+            result = asyncio.run(
+                run(
+                    args.url,
+                    method=args.method.upper(),
+                    body=body,
+                    concurrency=args.concurrency,
+                    max_requests=args.max_requests,
+                    duration=args.duration,
+                    warmup=args.warmup,
+                    timeout=args.timeout,
+                )
+            )
     except (LoadError, OSError, ValueError) as exc:
         print(f"loadgen: {exc}", file=sys.stderr)
         return 2

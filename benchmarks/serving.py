@@ -101,11 +101,13 @@ def run_load(
     warmup: float = 0.5,
     timeout: float = 30.0,
     cpus: set[int] | None = None,
+    rate: float | None = None,
 ) -> dict[str, Any]:
-    """Run :func:`run` in a separate Python process and return its result.
+    """Run the load generator in a separate Python process and return its result.
 
     ``cpus`` pins that process to these CPUs (Linux), so that it does not compete with
-    a server pinned elsewhere.
+    a server pinned elsewhere. ``rate`` switches to the fixed-rate (open-loop) mode:
+    that many requests per second on up to ``concurrency`` connections.
 
     A separate process keeps the client's CPU work off the server's interpreter when the
     server runs on the host, and is the same set-up when it runs in a container.
@@ -131,6 +133,8 @@ def run_load(
     ]
     if cpus:
         cmd += ["--cpus", ",".join(str(c) for c in sorted(cpus))]
+    if rate is not None:
+        cmd += ["--rate", str(rate)]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     try:

@@ -53,6 +53,9 @@ class StubServer:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # The head and the body go out in two writes: without TCP_NODELAY the second waits
+    # for the client's delayed ACK, about 40 ms per answer.
+    disable_nagle_algorithm = True
     stub: StubServer
 
     def _answer(self) -> None:

@@ -10,6 +10,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -610,3 +613,49 @@ def test_format_rows_compare_each_format_with_torchscript(tmp_path: Path) -> Non
     assert rows["formats.export.rps32"].ratio == 0.5
     assert rows["formats.export.p50_1"].ratio == 1.0
     assert "median of 1.500, 3.000, 0.750 s" in rows["formats.export.load"].note
+
+
+# ------------------------------------------------------------------ fixed-rate mode
+
+
+def test_fixed_rate_offers_the_rate_it_is_asked_for(server: str) -> None:
+    result = serving.run_load(
+        server + "/ok", rate=300, concurrency=8, duration=1.0, warmup=0.2, max_requests=10_000
+    )
+    assert result["mode"] == "fixed-rate"
+    assert result["offered_rps"] == pytest.approx(300, rel=0.02)
+    assert result["achieved_rps"] == pytest.approx(300, rel=0.15)
+    assert result["unsent"] == 0 and result["errors"] == 0
+
+
+class _Slow(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+
+    def do_GET(self) -> None:
+        time.sleep(0.05)  # at most 20 answers a second on one connection
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Keep test output quiet."""
+
+
+def test_fixed_rate_counts_the_wait_of_requests_a_slow_server_delays() -> None:
+    # Offered 100/s on one connection to a server that answers 20/s: a closed loop
+    # would just slow down and report 50 ms; the open loop reports the backlog.
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Slow)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/slow"
+        result = serving.run_load(url, rate=100, concurrency=1, duration=1.0, warmup=0.0)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert result["achieved_rps"] < 40
+    assert result["unsent"] > 30
+    assert result["p99_ms"] > 300  # far above the 50 ms a single answer takes
+    assert result["shortfall"] > 0.5
