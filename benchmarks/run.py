@@ -2,8 +2,10 @@
 
 Sections (``--only`` picks some): ``generation`` (no engine needed), ``build`` (image
 and build figures, servegen against the naive single-stage pattern), ``startup`` and
-``serving`` (the servegen image), ``formats`` (each model format against TorchScript)
-and ``image`` (image classification, batching on against off). A section that fails is
+``serving`` (the servegen image), ``limits`` (the heavy model against its own forward
+pass, the prediction log's cost, latency at equal offered load), ``formats`` (each model
+format against TorchScript) and ``image`` (image classification, batching on against
+off). A section that fails is
 reported as failed and the others still run; every container, network and image the
 run made is removed at the end, also on Ctrl-C.
 """
@@ -28,7 +30,7 @@ from benchmarks import dockerutil, engine, generation, harness_adapter
 from benchmarks.report import Results, Row, Target
 from benchmarks.serving import LoadPlan
 
-SECTIONS = ("generation", "build", "startup", "serving", "formats", "image")
+SECTIONS = ("generation", "build", "startup", "serving", "limits", "formats", "image")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
