@@ -204,8 +204,9 @@ def test_prompts_show_choices_and_defaults_and_reask(tmp_path: Path) -> None:
         "",  # db name
         "maybe",  # refused
         "no",
-        "",
-        "",
+        "",  # batch_max_size
+        "",  # batch_max_wait_ms
+        "",  # kubernetes: keep the default (no)
     ]
     result = servegen("new", input="\n".join(answers) + "\n", cwd=tmp_path)
     assert result.exit_code == 0, result.output
