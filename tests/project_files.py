@@ -2,7 +2,7 @@
 
 Kept as a list here (not read from the template) so that a file appearing or vanishing
 is noticed. ``{pkg}`` stands for the package name; ``TASK_FILES`` are the files that only
-one task has.
+one task has, ``KUBERNETES_FILES`` those that only the option ``kubernetes`` renders.
 """
 
 from __future__ import annotations
@@ -76,6 +76,29 @@ TASK_FILES = {
 }
 
 
-def expected_files(package: str, task: str = "tensor") -> list[str]:
+#: The files of the option ``kubernetes`` (none of them is rendered when it is off).
+KUBERNETES_FILES = [
+    "deploy/k8s/base/deployment.yaml",
+    "deploy/k8s/base/hpa.yaml",
+    "deploy/k8s/base/kustomization.yaml",
+    "deploy/k8s/base/pdb.yaml",
+    "deploy/k8s/base/service.yaml",
+    "deploy/k8s/overlays/development/hpa-patch.yaml",
+    "deploy/k8s/overlays/development/kustomization.yaml",
+    "deploy/k8s/overlays/development/model-server-deployment.yaml",
+    "deploy/k8s/overlays/development/model-server-service.yaml",
+    "deploy/k8s/overlays/development/mysql-service.yaml",
+    "deploy/k8s/overlays/development/mysql-statefulset.yaml",
+    "deploy/k8s/overlays/development/secrets/.gitignore",
+    "deploy/k8s/overlays/development/secrets/README.md",
+    "deploy/k8s/overlays/production/database.env",
+    "deploy/k8s/overlays/production/kustomization.yaml",
+    "deploy/k8s/overlays/production/model.env",
+    "docs/kubernetes.md",
+]
+
+
+def expected_files(package: str, task: str = "tensor", kubernetes: bool = False) -> list[str]:
     """Return the files of a generated project of ``package`` and ``task``, sorted."""
-    return sorted(name.format(pkg=package) for name in [*EXPECTED_FILES, *TASK_FILES[task]])
+    names = [*EXPECTED_FILES, *TASK_FILES[task], *(KUBERNETES_FILES if kubernetes else [])]
+    return sorted(name.format(pkg=package) for name in names)

@@ -79,9 +79,10 @@ _MD_ORDERED = re.compile(r"^(\d+)([.)])")
 
 
 def _md_spaces(spaces: str) -> str:
-    # Leading spaces and tabs would start a code block, trailing ones vanish or make a
-    # line break: character references keep them as they are.
-    return "".join("&#32;" if ch == " " else "&#9;" for ch in spaces)
+    # Leading blanks would start a code block, trailing ones vanish or make a line break
+    # (and some renderers trim every Unicode space at either end of a paragraph):
+    # character references keep them as they are.
+    return "".join(f"&#{ord(ch)};" for ch in spaces)
 
 
 def md_text(value: Any) -> str:
@@ -95,9 +96,9 @@ def md_text(value: Any) -> str:
     """
     lines = []
     for line in str(value).split("\n"):
-        body = line.strip(" \t")
-        lead = line[: len(line) - len(line.lstrip(" \t"))]
-        trail = line[len(line.rstrip(" \t")) :] if body else ""
+        body = line.strip()
+        lead = line[: len(line) - len(line.lstrip())]
+        trail = line[len(line.rstrip()) :] if body else ""
         body = _MD_ANYWHERE.sub(r"\\\1", body)
         body = _MD_ORDERED.sub(r"\1\\\2", _MD_LINE_START.sub(r"\\\1", body))
         lines.append(_md_spaces(lead) + body + _md_spaces(trail))

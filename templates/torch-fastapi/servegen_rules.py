@@ -400,6 +400,15 @@ RULES: dict[str, Rule] = _rule_table(
         partial(_int, low=0, high=1000),
         asked_when=(("batching", True),),
     ),
+    Rule(
+        "kubernetes",
+        "bool",
+        "Also render deploy/k8s/ (a kustomize base, development and production overlays)"
+        " and docs/kubernetes.md. Off by default: servegen test runs the rest of the"
+        " project for real, but can only validate and build these, not run them on a"
+        " cluster.",
+        check_bool,
+    ),
 )
 
 ORDER = tuple(RULES)

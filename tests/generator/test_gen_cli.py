@@ -237,7 +237,7 @@ def test_new_into_an_empty_folder_needs_no_force(tmp_path: Path) -> None:
 def test_new_into_an_empty_folder_with_questions(tmp_path: Path) -> None:
     folder = tmp_path / "svc"
     folder.mkdir()
-    result = servegen("new", ".", input="\n" * 16, cwd=folder)
+    result = servegen("new", ".", input="\n" * 17, cwd=folder)
     assert result.exit_code == 0, result.output
     assert f"Create the project in the empty folder {folder}? [Y/n]: " in result.stdout
     assert (folder / ".servegen-answers.yml").is_file()
@@ -283,17 +283,20 @@ def test_prompts_show_choices_and_defaults_and_reask(tmp_path: Path) -> None:
         "",  # db name
         "maybe",  # refused
         "no",  # batching: its size and wait are not asked
+        "",  # kubernetes: keep the default (no)
         "",  # the confirmation: yes
     ]
     result = servegen("new", input="\n".join(answers) + "\n", cwd=tmp_path)
     assert result.exit_code == 0, result.output
-    assert "[6/15] Python version 1) 3.11  2) 3.12  3) 3.13 [3.11]: " in result.stdout
+    assert "[6/16] Python version 1) 3.11  2) 3.12  3) 3.13 [3.11]: " in result.stdout
     # Only the torch releases with wheels for Python 3.13 are offered.
-    assert "[7/15] PyTorch version 1) 2.13.0  2) 2.9.1 [2.13.0]: " in result.stdout
-    assert "[2/15] Project slug (directory and distribution name) [fraud-scorer]" in result.stdout
-    assert "[3/15] Python package name [fraud_scorer]" in result.stdout
-    assert "[13/15] Enable dynamic micro-batching? (yes/no) [yes]: " in result.stdout
-    assert "[14/" not in result.stdout
+    assert "[7/16] PyTorch version 1) 2.13.0  2) 2.9.1 [2.13.0]: " in result.stdout
+    assert "[2/16] Project slug (directory and distribution name) [fraud-scorer]" in result.stdout
+    assert "[3/16] Python package name [fraud_scorer]" in result.stdout
+    assert "[13/16] Enable dynamic micro-batching? (yes/no) [yes]: " in result.stdout
+    # After "no", the batch size and wait are not asked: the last question is 14 of 14.
+    assert "[14/14] Also render Kubernetes manifests" in result.stdout
+    assert "[15/" not in result.stdout
     assert "invalid: torch 2.5.1 has no wheels for Python 3.13" in result.stderr
     assert "invalid: must be between 1024 and 65535, got 80" in result.stderr
     assert "invalid: must be yes or no, got 'maybe'" in result.stderr
@@ -317,7 +320,7 @@ def test_prompts_skip_options_given_with_set(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "Project name" not in result.stdout
-    assert "[1/14] Project slug" in result.stdout
+    assert "[1/15] Project slug" in result.stdout
     assert (tmp_path / "given").is_dir()
 
 
@@ -349,22 +352,22 @@ def test_clashing_set_values_are_refused_before_any_question(tmp_path: Path) -> 
 
 
 def test_help_on_request(tmp_path: Path) -> None:
-    result = servegen("new", "-s", "batching=no", input="\n" * 8 + "?\n" + "\n" * 5, cwd=tmp_path)
+    result = servegen("new", "-s", "batching=no", input="\n" * 8 + "?\n" + "\n" * 6, cwd=tmp_path)
     assert result.exit_code == 0, result.output
     assert "cpu builds from the CPU wheel index; cuda reserves a GPU." not in result.stdout
     assert "the top labels with scores out." in result.stdout  # task, the 9th question
-    assert result.stdout.count("[9/12] What the model does") == 2  # asked again after help
+    assert result.stdout.count("[9/13] What the model does") == 2  # asked again after help
 
 
 def test_the_range_is_told_for_a_negative_number(tmp_path: Path) -> None:
-    result = servegen("new", input="\n" * 14 + "-1\n08\n\n\n", cwd=tmp_path)
+    result = servegen("new", input="\n" * 14 + "-1\n08\n\n\n\n", cwd=tmp_path)
     assert result.exit_code == 0, result.output
     assert "invalid: must be between 0 and 1000, got -1" in result.stderr
     assert "invalid: must be a whole number written plainly (8), got '08'" in result.stderr
 
 
 def test_no_at_the_confirmation_writes_nothing_and_exits_7(tmp_path: Path) -> None:
-    result = servegen("new", input="\n" * 15 + "n\n", cwd=tmp_path)
+    result = servegen("new", input="\n" * 16 + "n\n", cwd=tmp_path)
     assert result.exit_code == 7, result.output
     assert result.stderr.strip() == (
         "stopped: nothing was written (answered no at the confirmation)"
@@ -374,12 +377,12 @@ def test_no_at_the_confirmation_writes_nothing_and_exits_7(tmp_path: Path) -> No
 
 
 def test_input_ending_at_the_confirmation_writes_nothing(tmp_path: Path) -> None:
-    result = servegen("new", input="\n" * 15, cwd=tmp_path)
+    result = servegen("new", input="\n" * 16, cwd=tmp_path)
     assert_refused(result, tmp_path, "input ended before the confirmation was answered")
 
 
 def test_an_unclear_confirmation_is_asked_again(tmp_path: Path) -> None:
-    result = servegen("new", input="\n" * 15 + "perhaps\n?\nyes\n", cwd=tmp_path)
+    result = servegen("new", input="\n" * 16 + "perhaps\n?\nyes\n", cwd=tmp_path)
     assert result.exit_code == 0, result.output
     assert "invalid: answer yes or no" in result.stderr
     assert "no writes nothing (exit 7)" in result.stdout
@@ -401,7 +404,7 @@ def test_nothing_is_asked_when_every_answer_is_given(tmp_path: Path) -> None:
     sets = ["-s", "python_version=3.12", "-s", "torch_version=2.9.1", "-s", "accelerator=cpu"]
     sets += ["-s", "task=tensor", "-s", "model_format=export", "-s", "api_port=8000"]
     sets += ["-s", "project_slug=all", "-s", "package_name=all", "-s", "db_name=all"]
-    sets += ["-s", "description=d", "-s", "author=a"]
+    sets += ["-s", "description=d", "-s", "author=a", "-s", "kubernetes=no"]
     result = servegen("new", "--answers", str(answers), *sets, input="", cwd=tmp_path)
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith(f"Created {tmp_path / 'all'}\n")

@@ -81,7 +81,8 @@ def test_plain_cookiecutter_renders_the_same_tree(
 
 def test_exact_file_set(project: Path) -> None:
     pkg = _package(project)
-    expected = expected_files(pkg, _answers(project)["task"])
+    answers = _answers(project)
+    expected = expected_files(pkg, answers["task"], answers["kubernetes"])
     actual = sorted(p.relative_to(project).as_posix() for p in project.rglob("*") if p.is_file())
     missing = sorted(set(expected) - set(actual))
     unexpected = sorted(set(actual) - set(expected))

@@ -51,21 +51,23 @@ class Script:
 def test_irrelevant_questions_are_skipped_and_keep_their_default() -> None:
     builder = OptionsBuilder(load_template())
     builder.set("batching", "no", "--set")
-    script = Script(*[""] * 12)
-    assert ask(builder, script.terminal) == 12
+    script = Script(*[""] * 13)
+    assert ask(builder, script.terminal) == 13
     asked = [prompt.split("] ", 1)[1].split(" [")[0] for prompt in script.prompts]
     assert not any("batch" in text.lower() for text in asked), asked
-    assert script.prompts[0].startswith("[1/12] ")
+    assert script.prompts[0].startswith("[1/13] ")
     options = builder.build()
     assert (options["batch_max_size"], options["batch_max_wait_ms"]) == ("32", "5")
 
 
 def test_progress_follows_the_answers() -> None:
     builder = OptionsBuilder(load_template())
-    script = Script(*[""] * 12, "no")
+    script = Script(*[""] * 12, "no", "")
     ask(builder, script.terminal)
-    assert script.prompts[12].startswith("[13/15] Enable dynamic micro-batching?")
-    assert len(script.prompts) == 13  # no batching: the last two are not asked
+    assert script.prompts[12].startswith("[13/16] Enable dynamic micro-batching?")
+    # No batching: its size and wait are not asked, and the count follows.
+    assert script.prompts[13].startswith("[14/14] Also render Kubernetes manifests")
+    assert len(script.prompts) == 14
 
 
 def test_choices_are_picked_by_number_or_by_value_in_any_case() -> None:
@@ -195,7 +197,7 @@ def test_a_coloured_session_marks_its_prompt_for_readline() -> None:
     script = Script("^C", interactive=True, colour=True)
     with pytest.raises(Interrupted):
         ask(builder, script.terminal)
-    assert script.prompts[0].startswith("\x01\x1b[2m\x02[1/15]\x01\x1b[0m\x02 ")
+    assert script.prompts[0].startswith("\x01\x1b[2m\x02[1/16]\x01\x1b[0m\x02 ")
 
 
 @pytest.mark.parametrize(

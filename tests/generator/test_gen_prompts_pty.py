@@ -52,36 +52,38 @@ def _work(tmp_path: Path) -> Path:
 
 def test_a_whole_session_typed_on_a_terminal(tmp_path: Path, spawn) -> None:
     term = spawn("new")
-    term.expect("[1/15]")
+    term.expect("[1/16]")
     # A typo fixed with the left arrow: readline edits the line, no ESC in the answer.
     term.send(f"Fraud Scoer{LEFT}{LEFT}r{ENTER}")
-    term.expect("[2/15]")
+    term.expect("[2/16]")
     term.expect("[fraud-scorer]")  # the slug follows the corrected name
     for number in (2, 3, 4, 5):
         if number > 2:
-            term.expect(f"[{number}/15]")
+            term.expect(f"[{number}/16]")
         term.send(ENTER)
-    term.expect("[6/15]")
+    term.expect("[6/16]")
     term.expect("3.13")
     term.send(f"?{ENTER}")  # help on request, then the same question again
     term.expect("Python of the image and the project's venv.")
-    term.expect("[6/15]")
+    term.expect("[6/16]")
     term.send(f"3{ENTER}")  # picked by its number: 3.13
-    term.expect("[7/15]")
+    term.expect("[7/16]")
     term.expect(": ")
-    torch_prompt = SGR.sub("", term.text().rsplit("[7/15]", 1)[1])
+    torch_prompt = SGR.sub("", term.text().rsplit("[7/16]", 1)[1])
     assert "1) 2.13.0  2) 2.9.1 [2.13.0]" in torch_prompt  # 2.5.1 has no 3.13 wheels
     term.send(f"2.5.1{ENTER}")  # typed anyway: refused with the reason, asked again
     term.expect("torch 2.5.1 has no wheels for Python 3.13 (supported: 3.11, 3.12)")
-    term.expect("[7/15]")
+    term.expect("[7/16]")
     term.send(f"2{ENTER}")
-    term.expect("[8/15]")
+    term.expect("[8/16]")
     term.send(f"CPU{ENTER}")  # any letter case
     for number in (9, 10, 11, 12):
-        term.expect(f"[{number}/15]")
+        term.expect(f"[{number}/16]")
         term.send(ENTER)
-    term.expect("[13/15]")
+    term.expect("[13/16]")
     term.send(f"no{ENTER}")  # no batching: its size and wait cannot matter
+    term.expect("[14/14]")  # the count follows: two questions fewer
+    term.send(ENTER)
     term.expect("Summary")
     term.expect("[Y/n]")
     assert not (_work(tmp_path) / "fraud-scorer").exists(), "written before the confirmation"
@@ -90,7 +92,7 @@ def test_a_whole_session_typed_on_a_terminal(tmp_path: Path, spawn) -> None:
     assert term.finish() == 0, term.text()
 
     plain = SGR.sub("", term.text())
-    assert "[14/" not in plain, "a batching question was asked after 'no'"
+    assert "[15/" not in plain, "a batching question was asked after 'no'"
     assert "batch_max_size     32  (not asked: used only when batching is yes)" in plain
     assert "Created " in plain and "cd fraud-scorer" in plain
     assert SGR.search(term.text()), "no colour on a terminal"
@@ -107,9 +109,9 @@ def test_a_whole_session_typed_on_a_terminal(tmp_path: Path, spawn) -> None:
 
 def test_no_color_turns_colour_off(tmp_path: Path, spawn, terminal_env) -> None:
     term = spawn("new", "--set", "project_name=Plain", env={**terminal_env, "NO_COLOR": "1"})
-    term.expect("[1/14]")
+    term.expect("[1/15]")
     term.send(ENTER)
-    term.expect("[2/14]")
+    term.expect("[2/15]")
     term.interrupt()  # Ctrl-C
     assert term.finish() == 130
     assert not SGR.search(term.text()), repr(term.text())
@@ -117,9 +119,9 @@ def test_no_color_turns_colour_off(tmp_path: Path, spawn, terminal_env) -> None:
 
 def test_ctrl_c_at_a_prompt_writes_nothing(tmp_path: Path, spawn) -> None:
     term = spawn("new")
-    term.expect("[1/15]")
+    term.expect("[1/16]")
     term.send(f"Half typed{ENTER}")
-    term.expect("[2/15]")
+    term.expect("[2/16]")
     term.interrupt()  # Ctrl-C
     assert term.finish() == 130, term.text()
     assert "error: interrupted (Ctrl-C) at 'project_slug'; nothing was written" in term.text()
@@ -129,9 +131,9 @@ def test_ctrl_c_at_a_prompt_writes_nothing(tmp_path: Path, spawn) -> None:
 
 def test_ctrl_d_at_a_prompt_writes_nothing(tmp_path: Path, spawn) -> None:
     term = spawn("new", "--set", "project_name=Ended")
-    term.expect("[1/14]")
+    term.expect("[1/15]")
     term.send(ENTER)
-    term.expect("[2/14]")
+    term.expect("[2/15]")
     term.send(CTRL_D)
     assert term.finish() == 2, term.text()
     message = "error: input ended (Ctrl-D) before 'package_name' was answered; nothing was written"
@@ -142,7 +144,7 @@ def test_ctrl_d_at_a_prompt_writes_nothing(tmp_path: Path, spawn) -> None:
 
 def test_ctrl_c_at_the_confirmation_writes_nothing(tmp_path: Path, spawn) -> None:
     term = spawn("new", "--set", "project_name=Last", "-s", "batching=no")
-    _answer_all(term, 11)
+    _answer_all(term, 12)
     term.expect("[Y/n]")
     term.interrupt()  # Ctrl-C
     assert term.finish() == 130, term.text()
@@ -152,7 +154,7 @@ def test_ctrl_c_at_the_confirmation_writes_nothing(tmp_path: Path, spawn) -> Non
 
 def test_no_at_the_confirmation_writes_nothing(tmp_path: Path, spawn) -> None:
     term = spawn("new", "--set", "project_name=Declined", "-s", "batching=no")
-    _answer_all(term, 11)
+    _answer_all(term, 12)
     term.expect("[Y/n]")
     term.send(f"n{ENTER}")
     assert term.finish() == 7, term.text()

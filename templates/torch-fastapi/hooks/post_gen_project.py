@@ -3,8 +3,8 @@
 cookiecutter renders this script with Jinja and runs it in the generated project folder
 after the files are written. It does three things:
 
-1. It removes the files the chosen task does not use (see ``UNUSED``): the template
-   holds those of every task.
+1. It removes the files the chosen task does not use (see ``UNUSED``), and those of
+   a yes/no option that is off (see ``OPTIONAL``): the template holds them all.
 2. It creates ``secrets/db_password.txt`` (the database user's password) and
    ``secrets/db_root_password.txt`` (the MySQL root password), which compose mounts as
    secrets and the project's .gitignore keeps out of version control.
@@ -48,6 +48,10 @@ TEMPLATE_DIR = Path({{ servegen_template_dir | py_str }})
 UNUSED = {
     "tensor": ["src/{pkg}/images.py", "tests/test_images.py", "examples/image.jpg"],
     "image-classification": ["src/{pkg}/tensors.py", "tests/test_tensors.py"],
+}
+#: yes/no option -> files and folders (relative to the project) rendered only when it is on.
+OPTIONAL = {
+    "kubernetes": ["deploy/k8s", "docs/kubernetes.md"],
 }
 
 #: file name in secrets/ -> environment variable that may supply its value
@@ -264,15 +268,49 @@ def record_manifest(project_dir: Path, template_dir: Path, answers: dict[str, ob
     write_atomically(answers_file, data, stat.S_IMODE(answers_file.stat().st_mode))
 
 
+def is_on(key: str, answers: dict[str, object]) -> bool:
+    """Read a yes/no answer the way the template's rules do (a bool, or yes/no words)."""
+    sys.path.insert(0, str(TEMPLATE_DIR))
+    try:
+        import servegen_rules
+    finally:
+        sys.path.remove(str(TEMPLATE_DIR))
+    return bool(servegen_rules.check_bool(key, answers[key]))
+
+
 def remove_unused(project_dir: Path, answers: dict[str, object]) -> None:
     """Delete the files that the project's task does not use."""
     for name in UNUSED[str(answers["task"])]:
         (project_dir / name.format(pkg=answers["package_name"])).unlink(missing_ok=True)
 
 
+def remove_optional(project_dir: Path, template_dir: Path, answers: dict[str, object]) -> None:
+    """Delete what the yes/no options that are off would have added.
+
+    Only the files that template files rendered to go, then the folders that leaves
+    empty: a user's own file in such a folder (plain cookiecutter can render over an
+    existing project) stays, and so does its folder.
+    """
+    off = [name for key, names in OPTIONAL.items() if not is_on(key, answers) for name in names]
+    if not off:
+        return
+    emptied = set()
+    for segments in template_files(project_template(template_dir)):
+        rel = "/".join(segments)
+        if not any(rel == name or rel.startswith(name + "/") for name in off):
+            continue
+        for path in rendered_matches(project_dir, segments, answers):
+            path.unlink()
+            emptied.update(p for p in path.parents if project_dir in p.parents)
+    for folder in sorted(emptied, key=lambda p: len(p.parts), reverse=True):
+        if not any(folder.iterdir()):
+            folder.rmdir()
+
+
 def main() -> int:
     """Tidy the project, create its secrets, then record its generated files; 0 on success."""
     remove_unused(Path.cwd(), ANSWERS)
+    remove_optional(Path.cwd(), TEMPLATE_DIR, ANSWERS)
     try:
         warnings = make_secrets(Path.cwd(), dict(os.environ))
     except SecretError as err:
