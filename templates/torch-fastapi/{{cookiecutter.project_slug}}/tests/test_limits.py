@@ -34,8 +34,10 @@ CUT_OFF_WITHIN = 15.0
 
 
 @pytest.fixture(scope="module")
-def port(demo_model: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """The port of a running service with the small limits above."""
+def service(
+    demo_model: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[int, Path]]:
+    """The port and the log file of a running service with the small limits above."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         free = int(sock.getsockname()[1])
@@ -77,7 +79,7 @@ def port(demo_model: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory)
             assert proc.poll() is None, log.read_text()
             assert time.monotonic() < deadline, "the service never became ready"
             time.sleep(0.2)
-        yield free
+        yield free, log
     finally:
         proc.terminate()
         try:
@@ -85,6 +87,12 @@ def port(demo_model: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture
+def port(service: tuple[int, Path]) -> int:
+    """The port of the running service."""
+    return service[0]
 
 
 def _connect(port: int) -> socket.socket:
@@ -245,7 +253,8 @@ def test_a_connection_that_sends_nothing_is_closed(port: int) -> None:
     assert data == b""
 
 
-def test_a_short_body_is_cut_off(port: int) -> None:
+def test_a_short_body_is_cut_off(service: tuple[int, Path]) -> None:
+    port, log = service
     body = json.dumps({"inputs": [item(3)]}).encode()
     head = (
         b"POST /predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
@@ -257,9 +266,11 @@ def test_a_short_body_is_cut_off(port: int) -> None:
     assert len(body) < 500
     assert _status(data) == 408
     assert b"request body not received within 2 s" in data
-    # The app counted the request it never got the body of, as a client gone away.
+    # The app counted the request it never got the body of, as a client gone away, and
+    # did not take it for a server error.
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
         assert 'status="499"' in r.read().decode()
+    assert "Exception in ASGI application" not in log.read_text()
 
 
 def test_an_idle_keep_alive_connection_is_closed_after_keep_alive_s(port: int) -> None:
