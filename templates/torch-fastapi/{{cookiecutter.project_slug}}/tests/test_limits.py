@@ -9,6 +9,7 @@ does not fail it; a connection left open is never waited on for longer than that
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import socket
@@ -135,25 +136,23 @@ def _status(data: bytes) -> int:
     return int(data.split(b" ", 2)[1])
 
 
-def _response(sock: socket.socket) -> tuple[int, bytes]:
-    """One response (with a Content-Length) on a connection that stays open."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        assert chunk, f"closed before a whole head: {data!r}"
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = next(
-        int(line.split(b":", 1)[1])
-        for line in head.split(b"\r\n")[1:]
-        if line.lower().startswith(b"content-length:")
-    )
-    while len(body) < length:
-        chunk = sock.recv(65536)
-        assert chunk, "closed in the middle of a body"
-        body += chunk
-    assert len(body) == length, "more bytes than the response's length"
-    return _status(head), body
+def _response(reader: io.BufferedReader) -> tuple[int, bytes]:
+    """The next response (with a Content-Length) on a connection that stays open.
+
+    ``reader`` is the connection's ``makefile("rb")``, one per connection: it keeps
+    the bytes of a pipelined next response for the next call.
+    """
+    status_line = reader.readline()
+    assert status_line, "closed before an answer"
+    length = None
+    while (line := reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    assert length is not None, status_line
+    body = reader.read(length)
+    assert len(body) == length, "closed in the middle of a body"
+    return _status(status_line), body
 
 
 def _get(path: str = "/health", extra: bytes = b"") -> bytes:
@@ -176,21 +175,21 @@ def test_normal_requests_still_work(port: int) -> None:
     at_limit = _get(extra=b"X-Pad: " + b"p" * pad + b"\r\n")
     assert len(at_limit) == MAX_HEAD_BYTES
     all_headers = _get(extra=b"".join(b"X-H%d: v\r\n" % i for i in range(MAX_HEADERS - 1)))
-    with _connect(port) as sock:
+    with _connect(port) as sock, sock.makefile("rb") as reader:
         for request in (_get(), _predict(body), _predict(big_body), at_limit, all_headers):
             sock.sendall(request)
-            status, answer = _response(sock)
+            status, answer = _response(reader)
             assert status == 200, answer
         # Two requests in one write (pipelined), and one sent a few bytes at a time.
         sock.sendall(_get() + _predict(body))
-        assert _response(sock)[0] == 200
-        status, answer = _response(sock)
+        assert _response(reader)[0] == 200
+        status, answer = _response(reader)
         assert status == 200
         assert len(json.loads(answer)["outputs"]) == 2
         request = _predict(body)
         for start in range(0, len(request), 7):
             sock.sendall(request[start : start + 7])
-        assert _response(sock)[0] == 200
+        assert _response(reader)[0] == 200
 
 
 @pytest.mark.parametrize(
@@ -276,7 +275,8 @@ def test_a_short_body_is_cut_off(service: tuple[int, Path]) -> None:
 def test_an_idle_keep_alive_connection_is_closed_after_keep_alive_s(port: int) -> None:
     with _connect(port) as sock:
         sock.sendall(_get())
-        assert _response(sock)[0] == 200
+        with sock.makefile("rb") as reader:
+            assert _response(reader)[0] == 200
         # Still open well past uvicorn's default of 5 s, short of KEEP_ALIVE_S...
         sock.settimeout(6.5)
         with pytest.raises(TimeoutError):
@@ -296,7 +296,9 @@ def test_connections_over_the_cap_get_503(port: int) -> None:
             assert time.monotonic() < deadline, "fewer than MAX_CONNECTIONS were served"
             sock = _connect(port)
             sock.sendall(_get())
-            if _response(sock)[0] == 200:
+            with sock.makefile("rb") as reader:
+                served = _response(reader)[0] == 200
+            if served:
                 held.append(sock)
             else:
                 sock.close()
@@ -311,9 +313,9 @@ def test_connections_over_the_cap_get_503(port: int) -> None:
             sock.close()
     # Once they are gone, requests are served again.
     while True:
-        with _connect(port) as sock:
+        with _connect(port) as sock, sock.makefile("rb") as reader:
             sock.sendall(_get())
-            if _response(sock)[0] == 200:
+            if _response(reader)[0] == 200:
                 break
         assert time.monotonic() < deadline + CUT_OFF_WITHIN, "never served again"
         time.sleep(0.2)
@@ -331,9 +333,9 @@ def test_error_answers_stay_small(port: int) -> None:
         _predict(b"{}").replace(b"application/json", b"text/" + b"t" * 3000),
         b"DELETE /predict HTTP/1.1\r\nHost: t\r\n\r\n",
     ]
-    with _connect(port) as sock:
+    with _connect(port) as sock, sock.makefile("rb") as reader:
         for request in requests:
             sock.sendall(request)
-            status, body = _response(sock)
+            status, body = _response(reader)
             assert 400 <= status < 500, (request[:60], body[:200])
             assert len(body) <= 1000, (request[:60], body[:200])
