@@ -212,6 +212,17 @@ def test_a_head_over_the_limit_is_431_and_closed(port: int, request_bytes: bytes
     assert b"request head too large: at most 4096 bytes" in data
 
 
+def test_a_pipelined_head_over_the_limit_ends_the_connection_after_the_answer(
+    port: int,
+) -> None:
+    # The request before it is answered; then the connection is closed, not left open.
+    with _connect(port) as sock:
+        _send(sock, _get() + _get(extra=b"X-Big: " + b"a" * (4 * MAX_HEAD_BYTES))[:-2])
+        data, _ = _until_closed(sock)
+    assert _status(data) == 200
+    assert data.count(b"HTTP/1.1 ") == 1
+
+
 def test_too_many_header_lines_are_431_and_closed(port: int) -> None:
     # 10,000 headers, and one more than allowed even within the head's size.
     for count in (10_000, MAX_HEADERS + 1):

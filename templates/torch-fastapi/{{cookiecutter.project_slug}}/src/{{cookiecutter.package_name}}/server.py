@@ -72,6 +72,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._head_begun = False  # a byte of that head arrived
         self._heads_ended = 0
         self._in_body = False
+        self._refused = False  # a refusal was sent or is due: nothing more is read
         self._head_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
 
@@ -88,6 +89,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         """Feed the parser no more head than allowed, then start clocks for what is left."""
+        if self._refused:
+            return
         while self._in_head:
             room = self.limits.max_head_bytes - self._head_bytes
             if len(data) <= room:
@@ -96,8 +99,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             # Feed what the head may still hold: if it has not ended by then, it is too
             # large. If it has, the rest is body or the next request, fed below.
             ended = self._heads_ended
+            self._head_bytes += room
             self._feed(data[:room])
-            if self.transport.is_closing():
+            if self.transport.is_closing() or self._refused:
                 return
             if self._heads_ended == ended:
                 limit = self.limits.max_head_bytes
@@ -105,7 +109,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                 return
             data = data[room:]
         self._feed(data)
-        if self.transport.is_closing():
+        if self.transport.is_closing() or self._refused:
             return
         # Only a request that is still incomplete after this read starts a clock.
         if self._head_begun and self._head_timer is None:
@@ -203,6 +207,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def _refuse(self, status: int, detail: str) -> None:
         """Answer ``status`` with a JSON detail and close the connection."""
+        self._refused = True
+        self._cancel_head_timer()
+        self._cancel_body_timer()
         log.warning(
             "request refused",
             extra={"status": status, "detail": detail, "client": _client(self.client)},
