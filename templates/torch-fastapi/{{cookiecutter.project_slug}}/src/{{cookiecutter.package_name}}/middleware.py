@@ -17,6 +17,7 @@ import uuid
 from typing import Any
 
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .logs import request_id_var
@@ -28,6 +29,9 @@ REQUEST_ID_HEADER = "x-request-id"
 # Accept a caller's id only when it is short and plain, so it is safe in logs and the DB.
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _PROBE_ROUTES = frozenset({"/health", "/ready", "/metrics"})
+#: Recorded for a request whose client went away (or whose body was cut off by
+#: BODY_TIMEOUT_S) before it was answered: nginx's "client closed request".
+CLIENT_GONE = 499
 
 
 class _BodyTooLarge(HTTPException):
@@ -92,6 +96,11 @@ class RequestMiddleware:
                 if started:
                     raise
                 await self._refuse(send_wrapper, 413, self._too_large_message())
+            except ClientDisconnect:
+                # Nobody is left to answer: counted and logged, not a server error.
+                if started:
+                    raise
+                status = CLIENT_GONE
         finally:
             elapsed = time.perf_counter() - start
             route = scope.get("route")

@@ -76,7 +76,26 @@ def default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-class Settings(BaseSettings):
+class ConnectionLimits(BaseSettings):
+    """What one client connection may hold before the model is reached (README: Limits).
+
+    Read once per process by the HTTP protocol (``server.py``), also in each worker
+    process that ``WORKERS`` starts, and part of :class:`Settings`.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="", case_sensitive=False, env_ignore_empty=True, extra="ignore"
+    )
+
+    max_head_bytes: int = Field(
+        32_768, ge=1024, le=1_048_576, description="Request line and headers together."
+    )
+    max_headers: int = Field(100, ge=8, le=10_000, description="Header lines in one request.")
+    head_timeout_s: float = Field(10, gt=0, le=3600, description="To read a request head.")
+    body_timeout_s: float = Field(30, gt=0, le=3600, description="To read a body after its head.")
+
+
+class Settings(ConnectionLimits):
     """All knobs of the service; see the README for the table of variables."""
 
     model_config = SettingsConfigDict(
@@ -88,11 +107,15 @@ class Settings(BaseSettings):
         protected_namespaces=(),
     )
 
-    # HTTP server
+    # HTTP server (the limits on each connection are inherited from ConnectionLimits)
     host: str = Field("0.0.0.0", description="Address to bind.")  # noqa: S104 - containers must listen on all interfaces
     port: int = Field({{ cookiecutter.api_port | int }}, ge=1, le=65535)
     workers: int = Field(1, ge=1, le=64, description="Processes; each has its own batcher.")
     graceful_shutdown_s: int = Field(10, ge=0, le=600)
+    keep_alive_s: int = Field(5, ge=1, le=3600, description="Idle time before a connection closes.")
+    max_connections: int = Field(
+        1000, ge=2, le=100_000, description="Open connections before requests get 503."
+    )
     max_body_bytes: int = Field({{ "8_388_608" if image else "1_048_576" }}, ge=1024, description="Largest accepted request body.")
     max_items_per_request: int | None = Field(None, ge=1)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
