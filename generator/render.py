@@ -252,6 +252,7 @@ def _generate(options: Options, staging: Path, keep_secrets: Path | None) -> Pat
         with (
             on_sys_path(options.template.path),
             _quiet_cookiecutter(),
+            _hook_scripts_in(staging),
             _hook_stderr() as hook_output,
         ):
             project = Path(
@@ -310,6 +311,24 @@ def _holds_bytecode(folder: Path) -> bool:
         if BYTECODE_DIR in dirs or any(name.endswith(BYTECODE_SUFFIXES) for name in files):
             return True
     return False
+
+
+@contextmanager
+def _hook_scripts_in(staging: Path) -> Iterator[None]:
+    """Have cookiecutter write its rendered hook scripts inside ``staging``.
+
+    cookiecutter renders each hook into a file of the system's temporary folder and
+    never removes it; inside ``staging`` it goes when the render is done (the hooks
+    also remove their own copy, which covers plain cookiecutter).
+    """
+    folder = staging / ".hooks"
+    folder.mkdir(exist_ok=True)
+    saved = tempfile.tempdir
+    tempfile.tempdir = str(folder)
+    try:
+        yield
+    finally:
+        tempfile.tempdir = saved
 
 
 @contextmanager

@@ -394,3 +394,32 @@ def test_the_readme_keeps_plain_punctuation_readable(tmp_path: Path) -> None:
     lines = (project / "README.md").read_text(encoding="utf-8").splitlines()
     assert lines[0] == "# Fraud Scorer!"
     assert lines[2] == "Scores risk with FastAPI. 100%"
+
+
+def _servegen_process(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "generator", *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+
+
+def test_no_rendered_hook_script_is_left_in_the_temporary_folder(tmp_path: Path) -> None:
+    # cookiecutter writes each rendered hook (answers and all) to the temporary folder
+    # and never removes it: servegen renders them in its staging folder, and the hooks
+    # remove their own copy when plain cookiecutter runs them.
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    with private_home() as env:
+        env["TMPDIR"] = str(temp)
+        done = _servegen_process("new", str(out_dir / "a"), "--no-input", env=env)
+        assert done.returncode == 0, done.stderr
+        refused = _servegen_process(
+            "new", str(out_dir / "b"), "--no-input", "--set", "db_name=mysql", env=env
+        )
+        assert refused.returncode == 2, refused.stderr
+        for extra in ([], ["db_name=mysql"]):  # a render, and one the pre-gen hook refuses
+            command = [*COOKIECUTTER, "--no-input", "-o", str(out_dir), str(TEMPLATE_DIR)]
+            subprocess.run([*command, *extra], capture_output=True, env=env, check=False)
+    assert (out_dir / "a" / "README.md").is_file()
+    assert (out_dir / "model-service" / "README.md").is_file()
+    assert sorted(p.name for p in temp.iterdir()) == []

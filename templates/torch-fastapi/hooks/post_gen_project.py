@@ -39,6 +39,7 @@ import secrets
 import stat
 import string
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -307,8 +308,21 @@ def remove_optional(project_dir: Path, template_dir: Path, answers: dict[str, ob
             folder.rmdir()
 
 
+def forget_rendered_copy() -> None:
+    """Remove this script when it is cookiecutter's rendered copy in the temporary folder.
+
+    cookiecutter renders a hook into a temporary file, runs it, and leaves the file
+    behind, answers and all; one stray file per render adds up. The template's own
+    ``hooks/`` file is never removed.
+    """
+    here = Path(__file__).resolve()
+    if here.parent == Path(tempfile.gettempdir()).resolve() and here.name.startswith("tmp"):
+        here.unlink(missing_ok=True)
+
+
 def main() -> int:
     """Tidy the project, create its secrets, then record its generated files; 0 on success."""
+    forget_rendered_copy()
     remove_unused(Path.cwd(), ANSWERS)
     remove_optional(Path.cwd(), TEMPLATE_DIR, ANSWERS)
     try:

@@ -9,14 +9,28 @@ relative to a working directory this script does not run in.
 
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 ANSWERS = json.loads({{ cookiecutter | json_str | py_str }})
 TEMPLATE_DIR = Path({{ servegen_template_dir | py_str }})
 
 
+def forget_rendered_copy() -> None:
+    """Remove this script when it is cookiecutter's rendered copy in the temporary folder.
+
+    cookiecutter renders a hook into a temporary file, runs it, and leaves the file
+    behind, answers and all; one stray file per render adds up. The template's own
+    ``hooks/`` file is never removed.
+    """
+    here = Path(__file__).resolve()
+    if here.parent == Path(tempfile.gettempdir()).resolve() and here.name.startswith("tmp"):
+        here.unlink(missing_ok=True)
+
+
 def main() -> int:
     """Validate the answers with the template's own rules; 0 when they pass."""
+    forget_rendered_copy()
     sys.path.insert(0, str(TEMPLATE_DIR))
     import servegen_rules
 
