@@ -22,7 +22,15 @@ INTERACTING = ("task", "model_format", "accelerator", "batching")
 
 #: Options cycled through the matrix, with the values to cycle.
 CYCLED: dict[str, list[Any]] = {
-    "project_name": ["Model Service", "Fraud Scorer 2", "Ünïcode Näme Sérvice"],
+    # A package that sorts before the tests' conftest, and (last) a name as long as a
+    # name may be (64): every generated line that holds the package name still passes
+    # ruff's lint and format checks.
+    "project_name": [
+        "Model Service",
+        "Ad Scorer 2",
+        "Ünïcode Näme Sérvice",
+        "Quite Long Project Name For A Fraud Scoring Service Of The Banks",
+    ],
     "api_port": ["8000", "9000", "18080", "65535"],
     "batch_max_size": ["32", "1", "4096"],
     "batch_max_wait_ms": ["5", "0", "1000"],

@@ -24,14 +24,21 @@ import pytest
 from fastapi import FastAPI
 
 from {{ pkg }}.app import create_app
-from {{ pkg }}.handler_base import BaseHandler
+from {{ pkg }}.handler_base import (
+    BaseHandler,
+)
 {%- if image %}
 from {{ pkg }}.images import png
 {%- endif %}
 from {{ pkg }}.settings import Settings
-from {{ pkg }}.state import Runtime, ServiceState
+from {{ pkg }}.state import (
+    Runtime,
+    ServiceState,
+)
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+#: The service's package (python -m PACKAGE runs it).
+PACKAGE = {{ pkg | json_str }}
 SCRIPTS = PROJECT_DIR / "scripts"
 MODEL_FILE = {{ (cookiecutter.model_format | model_file) | json_str }}
 #: The demo model's name, as it reports it.

@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from conftest import DEMO_NAME, PROJECT_DIR, item, serve
 from {{ pkg }}.settings import Settings
+
+from conftest import DEMO_NAME, PACKAGE, PROJECT_DIR, item, serve
 
 
 def call(settings: Settings, method: str, path: str, **kwargs: Any) -> Any:
@@ -302,7 +303,7 @@ def test_access_log_levels(
             await client.post("/predict", json={"inputs": [item()]})
             await client.post("/predict", json={"inputs": []})
 
-    with caplog.at_level(logging.DEBUG, logger="{{ pkg }}.middleware.access"):
+    with caplog.at_level(logging.DEBUG, logger=f"{PACKAGE}.middleware.access"):
         asyncio.run(go())
     seen = {
         f"{getattr(record, 'path', '')} {getattr(record, 'status', '')}": record.levelno

@@ -18,12 +18,18 @@ from typing import Any
 
 import pytest
 
-from conftest import item, serve, wait_for
-from {{ pkg }}.batching import Arrivals, InferenceRunner, OverloadedError, StoppedError
+from {{ pkg }}.batching import (
+    Arrivals,
+    InferenceRunner,
+    OverloadedError,
+    StoppedError,
+)
 from {{ pkg }}.handler import Handler, Input
 from {{ pkg }}.metrics import Metrics
 from {{ pkg }}.model import load_model
 from {{ pkg }}.settings import Settings
+
+from conftest import item, serve, wait_for
 
 
 def _batch_sizes(metrics_text: str) -> dict[str, float]:

@@ -23,9 +23,10 @@ import pytest
 from sqlalchemy import create_engine, select
 from sqlalchemy.engine import Engine, make_url
 
-from conftest import DEMO_NAME, item, serve
 from {{ cookiecutter.package_name }}.db import predictions
 from {{ cookiecutter.package_name }}.settings import Settings
+
+from conftest import DEMO_NAME, item, serve
 
 MYSQL_URL = os.environ.get("TEST_MYSQL_URL")
 needs_mysql = pytest.mark.skipif(

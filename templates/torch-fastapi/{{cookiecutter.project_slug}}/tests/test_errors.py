@@ -11,9 +11,14 @@ from typing import Any
 import pytest
 import torch
 
-from conftest import is_poison, item, poison, serve
-from {{ pkg }}.handler import Handler, Input, Output
+from {{ pkg }}.handler import (
+    Handler,
+    Input,
+    Output,
+)
 from {{ pkg }}.settings import Settings
+
+from conftest import is_poison, item, poison, serve
 
 
 class Picky(Handler):

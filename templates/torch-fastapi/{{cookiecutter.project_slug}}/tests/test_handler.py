@@ -12,10 +12,15 @@ from typing import Any
 
 import torch
 
-from conftest import item, serve
-from {{ pkg }}.handler import Handler, Input, {{ "Label, " if image }}Output
+from {{ pkg }}.handler import (
+    Handler,
+    Input,
+{{ "    Label,\n" if image }}    Output,
+)
 from {{ pkg }}.handler_base import Loaded
 from {{ pkg }}.settings import Settings
+
+from conftest import item, serve
 
 
 class Recording(Handler):

@@ -15,12 +15,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import PROJECT_DIR, serve
 from {{ cookiecutter.package_name }}.bodies import INPUTS
 from {{ cookiecutter.package_name }}.handler import Input
 from {{ cookiecutter.package_name }}.handler_base import InputError
-from {{ cookiecutter.package_name }}.images import load, png, to_tensor
+from {{ cookiecutter.package_name }}.images import (
+    load,
+    png,
+    to_tensor,
+)
 from {{ cookiecutter.package_name }}.settings import Settings
+
+from conftest import PROJECT_DIR, serve
 
 EXAMPLE = (PROJECT_DIR / "examples" / "image.jpg").read_bytes()
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROJECT_DIR, item
+from conftest import PACKAGE, PROJECT_DIR, item
 
 MAX_HEAD_BYTES = 4096
 MAX_HEADERS = 20
@@ -62,7 +62,7 @@ def service(
     log = tmp_path_factory.mktemp("limits") / "service.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "{{ cookiecutter.package_name }}"],
+            [sys.executable, "-m", PACKAGE],
             env=env,
             cwd=log.parent,
             stdout=out,

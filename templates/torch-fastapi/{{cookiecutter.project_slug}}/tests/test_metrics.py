@@ -6,8 +6,9 @@ import asyncio
 import re
 from collections.abc import Callable
 
-from conftest import DEMO_NAME, item, serve
 from {{ cookiecutter.package_name }}.settings import Settings
+
+from conftest import DEMO_NAME, item, serve
 
 SERIES = [
     "http_requests_total",
@@ -45,3 +46,24 @@ def test_metrics_are_exposed_and_count(settings_factory: Callable[..., Settings]
     assert "prediction_items_total 2.0" in text
     assert "model_ready 1.0" in text
     assert 'model_info{name="' + DEMO_NAME + '"' in text
+
+
+def test_every_route_is_labelled_by_its_template(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    # The docs' pages, the OpenAPI document and the docs' assets (a mount) each count
+    # under their own route; random paths all count as one "unmatched" route.
+    async def go() -> str:
+        async with serve(settings_factory()) as (_, client):
+            for path in ("/docs", "/redoc", "/openapi.json", "/docs-assets/swagger-ui.css"):
+                assert (await client.get(path)).status_code == 200, path
+            for path in ("/nope", "/wp-login.php", "/predict/x"):
+                assert (await client.get(path)).status_code == 404, path
+            return (await client.get("/metrics")).text
+
+    text = asyncio.run(go())
+    for route in ("/docs", "/redoc", "/openapi.json", "/docs-assets"):
+        assert f'route="{route}",status="200"' in text, route
+    assert 'http_requests_total{method="GET",route="unmatched",status="404"} 3.0' in text
+    routes = set(re.findall(r'^http_requests_total\{[^}]*route="([^"]+)"', text, re.M))
+    assert routes == {"/docs", "/redoc", "/openapi.json", "/docs-assets", "unmatched"}

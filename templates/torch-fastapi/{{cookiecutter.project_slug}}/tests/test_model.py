@@ -16,12 +16,16 @@ from typing import Any
 import pytest
 import torch
 
-from conftest import DEMO_NAME, MODEL_FILE, PROJECT_DIR, make_model, serve
 from {{ pkg }} import formats
 from {{ pkg }}.handler import Handler
 from {{ pkg }}.handler_base import ModelMeta
-from {{ pkg }}.model import ModelLoadError, load_model
+from {{ pkg }}.model import (
+    ModelLoadError,
+    load_model,
+)
 from {{ pkg }}.settings import Settings
+
+from conftest import DEMO_NAME, MODEL_FILE, PROJECT_DIR, make_model, serve
 
 
 def load(settings: Settings) -> tuple[Handler, ModelMeta]:

@@ -14,7 +14,7 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from conftest import PROJECT_DIR
+from conftest import PACKAGE, PROJECT_DIR
 
 
 def _free_port() -> int:
@@ -31,7 +31,7 @@ def _env(port: int, **extra: str) -> dict[str, str]:
 
 def _healthcheck(port: int, *args: str) -> int:
     return subprocess.run(
-        [sys.executable, "-m", "{{ cookiecutter.package_name }}.healthcheck", *args],
+        [sys.executable, "-m", f"{PACKAGE}.healthcheck", *args],
         env=_env(port),
         capture_output=True,
         timeout=30,

@@ -10,8 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROJECT_DIR
-from {{ cookiecutter.package_name }}.settings import Settings, SettingsError, load_settings
+from {{ cookiecutter.package_name }}.settings import (
+    Settings,
+    SettingsError,
+    load_settings,
+)
+
+from conftest import PACKAGE, PROJECT_DIR
 
 PLACEHOLDERS = [
     "",
@@ -182,7 +187,7 @@ def test_service_refuses_to_start_with_one_line(tmp_path: Path) -> None:
     env["PYTHONPATH"] = str(PROJECT_DIR / "src")
     env["DB_PASSWORD"] = "changeme"
     result = subprocess.run(
-        [sys.executable, "-m", "{{ cookiecutter.package_name }}"],
+        [sys.executable, "-m", PACKAGE],
         env=env,
         capture_output=True,
         text=True,

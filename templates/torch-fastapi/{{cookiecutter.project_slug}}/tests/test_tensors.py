@@ -5,7 +5,11 @@ from __future__ import annotations
 import pytest
 
 from {{ cookiecutter.package_name }}.handler_base import InputError
-from {{ cookiecutter.package_name }}.tensors import schema, to_tensor, zeros
+from {{ cookiecutter.package_name }}.tensors import (
+    schema,
+    to_tensor,
+    zeros,
+)
 
 
 def test_integer_model_inputs_must_be_whole() -> None:

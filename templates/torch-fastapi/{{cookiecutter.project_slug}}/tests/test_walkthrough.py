@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from conftest import PROJECT_DIR
+from conftest import PACKAGE, PROJECT_DIR
 
 DOC = PROJECT_DIR / "docs" / "your-model.md"
 
@@ -71,7 +71,7 @@ def test_the_walkthrough_trains_saves_and_serves_a_model(tmp_path: Path) -> None
     )
     log = tmp_path / "service.log"
     with log.open("w") as out:
-        command = [sys.executable, "-m", "{{ pkg }}"]
+        command = [sys.executable, "-m", PACKAGE]
         server = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=out, stderr=out)
     base = f"http://127.0.0.1:{port}"
     try:

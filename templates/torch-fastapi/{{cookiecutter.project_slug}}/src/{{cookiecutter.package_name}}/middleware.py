@@ -34,6 +34,32 @@ _PROBE_ROUTES = frozenset({"/health", "/ready", "/metrics"})
 CLIENT_GONE = 499
 
 
+#: The route label of a request that no route matched (a 404): one label for all of
+#: them, so a scan of random paths cannot grow the metrics without bound.
+UNMATCHED = "unmatched"
+
+
+def route_label(scope: Scope) -> str:
+    """The path template of the route that answered (``/predict``, ``/docs-assets``).
+
+    FastAPI's own routes put themselves in ``scope["route"]``. Routes added the plain
+    Starlette way (``/openapi.json``) and mounts (the docs' assets) leave only their
+    ``endpoint``, so that is looked up among the app's routes (a handful, and only for
+    those few paths). A request nothing matched is ``unmatched``.
+    """
+    path = getattr(scope.get("route"), "path", None)
+    if path:
+        return str(path)
+    endpoint = scope.get("endpoint")
+    if endpoint is not None:
+        for route in getattr(scope.get("app"), "routes", ()):
+            if endpoint is getattr(route, "endpoint", None) or endpoint is getattr(
+                route, "app", None
+            ):
+                return str(getattr(route, "path", "")) or UNMATCHED
+    return UNMATCHED
+
+
 class _BodyTooLarge(HTTPException):
     """Raised from ``receive``: FastAPI passes HTTPExceptions through body parsing."""
 
@@ -103,8 +129,7 @@ class RequestMiddleware:
                 status = CLIENT_GONE
         finally:
             elapsed = time.perf_counter() - start
-            route = scope.get("route")
-            label = getattr(route, "path", None) or "unmatched"
+            label = route_label(scope)
             self.metrics.in_flight.dec()
             self.metrics.requests.labels(scope["method"], label, str(status)).inc()
             self.metrics.latency.labels(label).observe(elapsed)
