@@ -128,24 +128,27 @@ class RequestMiddleware:
                     raise
                 status = CLIENT_GONE
         finally:
-            elapsed = time.perf_counter() - start
-            label = route_label(scope)
             self.metrics.in_flight.dec()
-            self.metrics.requests.labels(scope["method"], label, str(status)).inc()
-            self.metrics.latency.labels(label).observe(elapsed)
-            level = self._access_level(label, status)
-            if level and log.isEnabledFor(level):
-                log.log(
-                    level,
-                    "request",
-                    extra={
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "status": status,
-                        "duration_ms": round(elapsed * 1000, 3),
-                    },
-                )
+            self._record(scope, status, time.perf_counter() - start)
             request_id_var.reset(token)
+
+    def _record(self, scope: Scope, status: int, elapsed: float) -> None:
+        """Count one answered request in the metrics, and write its access line."""
+        label = route_label(scope)
+        self.metrics.requests.labels(scope["method"], label, str(status)).inc()
+        self.metrics.latency.labels(label).observe(elapsed)
+        level = self._access_level(label, status)
+        if level and log.isEnabledFor(level):
+            log.log(
+                level,
+                "request",
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 3),
+                },
+            )
 
     def _access_level(self, route: str, status: int) -> int:
         """The level of a request's access line (ACCESS_LOG); 0 means no line at all.
