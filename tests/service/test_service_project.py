@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import tomllib
@@ -37,7 +38,9 @@ def _clean_env(**extra: str) -> dict[str, str]:
 
 
 def _package(project: Path) -> str:
-    return next(p.name for p in (project / "src").iterdir() if p.is_dir())
+    """The project's package: the folder of src/ with an __init__.py (not ``*.egg-info``)."""
+    (init,) = (project / "src").glob("*/__init__.py")
+    return init.parent.name
 
 
 @pytest.mark.parametrize("name", list(PROJECTS))
@@ -211,7 +214,10 @@ def test_the_installed_project_starts(
     projects: dict[str, Path], project_venv: dict[str, Path], tmp_path: Path
 ) -> None:
     # `pip install .` puts the package (and the data it reads at start-up) in place of src/.
-    project, python = projects["default"], str(project_venv["default"] / "bin" / "python")
+    # It builds from a copy: the build writes src/<package>.egg-info into the tree it
+    # builds, and the rendered project is shared by the other tests.
+    python = str(project_venv["default"] / "bin" / "python")
+    project = shutil.copytree(projects["default"], tmp_path / "project")
     site = tmp_path / "site"
     pip = [python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation"]
     installed = subprocess.run(
