@@ -25,6 +25,7 @@ EXPECTED_FILES = [
     "requirements.txt",
     "scripts/download_model.py",
     "scripts/make_demo_model.py",
+    "scripts/strip_symbols.py",
     "secrets/README.md",
     "secrets/db_password.txt",
     "secrets/db_root_password.txt",
@@ -63,6 +64,7 @@ EXPECTED_FILES = [
     "tests/test_model.py",
     "tests/test_server.py",
     "tests/test_settings.py",
+    "tests/test_strip_symbols.py",
     "tests/test_walkthrough.py",
     "wheels/README.md",
 ]

@@ -288,11 +288,25 @@ def test_image_holds_no_weights_env_secrets_pip_or_compiler(
     assert not [p for p in added if "/.cache/pip" in f"/{p}"], "pip cache in the image"
     assert not [p for p in added if p.endswith(".whl") or p == "wheels"], "wheels in the image"
     assert f"{site}/pip" not in files, "pip is removed from the runtime venv"
-    assert not [p for p in files if p in ("usr/bin/gcc", "usr/bin/cc", "usr/bin/make")]
+    tools = ("usr/bin/gcc", "usr/bin/cc", "usr/bin/make", "usr/bin/strip", "usr/bin/ld")
+    assert not [p for p in files if p in tools], "a compiler or binutils in the runtime image"
     for path, content in files.items():
         if content is not None:
             assert built.planted_secret.encode() not in content, path
             assert built.db_password.encode() not in content, path
+
+
+def test_image_libraries_carry_no_symbol_tables(built: Built, docker_client: Any) -> None:
+    # The project's own scripts/strip_symbols.py, run in the image, finds nothing left to
+    # strip. (binutils, installed in the builder stage for it, is checked absent below.)
+    probe = (
+        "import sys, sysconfig; from pathlib import Path; sys.path.insert(0, '/app/scripts'); "
+        "import strip_symbols as s; site = Path(sysconfig.get_path('purelib')); "
+        "print(len(list(site.rglob('*.so*'))), [str(p) for p in s.candidates(site)])"
+    )
+    count, left = run(docker_client, built.tag, ["python", "-c", probe]).split(" ", 1)
+    assert int(count) > 20, "the scan sees the venv's compiled libraries"
+    assert left.strip() == "[]", f"still carrying symbols: {left}"
 
 
 def test_code_change_rebuilds_only_the_code_layer(built: Built, docker_client: Any) -> None:
