@@ -50,6 +50,29 @@ def test_nested_shapes() -> None:
         to_tensor([[1, 2, 3], [4, 5]], (2, 3), "float32")
 
 
+@pytest.mark.parametrize(
+    "values",
+    [
+        [1.0, True],
+        [[1.0, 2.0], [3.0, False]],
+        [[1.0, 2.0], [3.0, "4"]],
+        [[1.0, None], [3.0, 4.0]],
+        [[1.0, 2.0], [{"x": 1}, 4.0]],
+        [[[1.0], [2.0]], [[3.0], ["x"]]],
+        [[1.0, 2.0], 3.0],
+    ],
+)
+def test_a_leaf_that_is_not_a_number_is_refused_at_any_depth(values: list[object]) -> None:
+    # Checked before NumPy, which would take true for 1.0 and "4" for 4.0 silently.
+    shape = (2, 2) if isinstance(values[0], list) and len(values[0]) == 2 else (2,)
+    with pytest.raises(InputError):
+        to_tensor(values, shape, "float32")
+
+
+def test_whole_and_fractional_numbers_mix_freely() -> None:
+    assert to_tensor([[1, 2.5], [3, 4]], (2, 2), "float32").tolist() == [[1.0, 2.5], [3.0, 4.0]]
+
+
 def test_schema_states_the_exact_shape_and_kind() -> None:
     assert schema((2, 3), "int64") == {
         "type": "array",
