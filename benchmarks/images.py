@@ -268,7 +268,7 @@ def _image_rows(results: Results, s: dockerutil.ImageFigures, n: dockerutil.Imag
             n.above_base,
             BASELINE,
             note=f"base image {fmt_bytes(s.base_size)}",
-            target=Target("ratio", "<=", 0.6),
+            target=Target("ratio", "<=", 0.5),
         )
     )
     results.add(
