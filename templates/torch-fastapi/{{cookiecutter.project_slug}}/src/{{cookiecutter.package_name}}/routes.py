@@ -122,8 +122,10 @@ async def predict(request: Request) -> Response:
     if runner is None:  # pragma: no cover - READY implies a runner
         raise HTTPException(503, "the model is not ready")
     # The digest of the items as canonical JSON: the same for the same inputs, whether
-    # they came as JSON or as an upload.
-    digest = hashlib.sha256(INPUTS.dump_json(items)).hexdigest()
+    # they came as JSON or as an upload. Only the prediction log needs it.
+    digest = (
+        hashlib.sha256(INPUTS.dump_json(items)).hexdigest() if runtime.settings.db_enabled else ""
+    )
     try:
         rows = await runner.predict(prepared)
     except OverloadedError as exc:
