@@ -334,6 +334,11 @@ def test_connections_over_the_cap_get_503(port: int) -> None:
             extra.sendall(_get())
             data, _ = _until_closed(extra)
         assert _status(data) == 503
+        head, _, body = data.partition(b"\r\n\r\n")
+        assert b"\r\nretry-after: 1\r\n" in head.lower()
+        assert b"application/json" in head.lower()
+        detail = json.loads(body)["detail"]
+        assert f"more than {MAX_CONNECTIONS} connections" in detail
     finally:
         for sock in held:
             sock.close()

@@ -15,9 +15,10 @@ held its connection for good. This subclass bounds, per connection:
 - the time to read a body once its head arrived to ``BODY_TIMEOUT_S``: ``408``.
 
 Each refusal closes the connection. Keep-alive and the cap on connections are uvicorn's
-own (``KEEP_ALIVE_S``, ``MAX_CONNECTIONS``), passed by ``__main__``. A request whose
-head and body arrive in one read, the usual case, starts no timer: the checks cost
-nothing measurable (README: Limits).
+own (``KEEP_ALIVE_S``, ``MAX_CONNECTIONS``), passed by ``__main__``; a request over the
+cap gets this service's JSON 503 with ``Retry-After`` rather than uvicorn's plain text.
+A request whose head and body arrive in one read, the usual case, starts no timer: the
+checks cost nothing measurable (README: Limits).
 Ref: https://www.rfc-editor.org/rfc/rfc6585#section-5 (431)
 Ref: https://www.rfc-editor.org/rfc/rfc9110#section-15.5.9 (408)
 """
@@ -32,7 +33,12 @@ from typing import Any
 
 import httptools
 from uvicorn.config import Config
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.flow_control import service_unavailable
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 from uvicorn.server import ServerState
 
 from .settings import ConnectionLimits
@@ -86,6 +92,28 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._cancel_head_timer()
         self._cancel_body_timer()
         super().connection_lost(exc)
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        """Start a request's task; over the connection cap, with the JSON 503 instead."""
+        super()._start_asgi_task(cycle, self._over_capacity if app is service_unavailable else app)
+
+    async def _over_capacity(self, scope: Any, receive: Any, send: Any) -> None:
+        """The answer to a request over ``MAX_CONNECTIONS``: the service's JSON error form.
+
+        uvicorn's own answer is a plain-text 503 with no hint of when to come back.
+        """
+        # __main__ passes MAX_CONNECTIONS + 1 (see there).
+        limit = (self.limit_concurrency or 1) - 1
+        detail = f"server busy: more than {limit} connections open (MAX_CONNECTIONS)"
+        body = json.dumps({"detail": detail}).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"retry-after", b"1"),
+            (b"connection", b"close"),
+        ]
+        await send({"type": "http.response.start", "status": 503, "headers": headers})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
 
     def data_received(self, data: bytes) -> None:
         """Feed the parser no more head than allowed, then start clocks for what is left."""
