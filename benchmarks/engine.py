@@ -362,7 +362,7 @@ def serving_rows(results: Results, points: list[dict[str, Any]]) -> None:
                 floor["throughput_rps"] if floor else None,
                 "/health floor, same server",
                 note=_latency_note(pred, floor),
-                target=Target("ratio", ">=", 0.5) if batching == "on" else None,
+                target=Target("ratio", ">=", 0.65) if batching == "on" else None,
                 error=None if pred and floor else "load point missing",
             )
         )
