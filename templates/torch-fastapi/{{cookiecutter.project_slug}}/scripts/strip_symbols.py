@@ -22,7 +22,6 @@ Usage: python strip_symbols.py VENV_DIR
 from __future__ import annotations
 
 import importlib.machinery
-import json
 import mmap
 import os
 import shutil
@@ -34,22 +33,22 @@ from pathlib import Path
 ELF_MAGIC = b"\x7fELF"
 STRIP_ARGS = ("--strip-unneeded", "--preserve-dates")
 
-# Imports each module named on stdin (one per line) in a fresh interpreter and prints
-# the names that imported, as JSON. Failures are expected for a few modules (optional
-# back ends, modules that need their parent imported in a particular way); only a
-# change between before and after matters.
+# Imports each module named on stdin (one per line) and says how each went, as it goes,
+# so that a module whose import kills the interpreter is known by name. Failures are
+# expected for a few modules (optional back ends, modules that need their parent
+# imported in a particular way); only a change between before and after matters.
 IMPORT_CHECK = """
-import importlib, json, sys, warnings
+import importlib, sys, warnings
 warnings.simplefilter("ignore")
 sys.path.insert(0, sys.argv[1])
-ok = []
 for name in sys.stdin.read().split():
+    print("try", name, flush=True)
     try:
         importlib.import_module(name)
     except BaseException:
-        continue
-    ok.append(name)
-print(json.dumps(ok))
+        print("failed", name, flush=True)
+    else:
+        print("ok", name, flush=True)
 """
 
 
@@ -123,17 +122,35 @@ def module_name(site: Path, path: Path) -> str | None:
 
 
 def importable(python: str, site: Path, names: list[str]) -> set[str]:
-    """The subset of ``names`` that import from ``site``, tried in one fresh interpreter."""
-    if not names:
-        return set()
-    done = subprocess.run(  # noqa: S603 (the venv's own interpreter, a fixed script)
-        [python, "-c", IMPORT_CHECK, str(site)],
-        input="\n".join(names),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return set(json.loads(done.stdout.strip().splitlines()[-1]))
+    """The subset of ``names`` that import from ``site``.
+
+    They are tried in one fresh interpreter, in order; if an import kills it (a crash
+    in native code), that module counts as failed and a new one goes on with the rest.
+    """
+    ok: set[str] = set()
+    left = list(names)
+    while left:
+        done = subprocess.run(  # noqa: S603 (the venv's own interpreter, a fixed script)
+            [python, "-c", IMPORT_CHECK, str(site)],
+            input="\n".join(left),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        tried: list[str] = []
+        for line in done.stdout.splitlines():
+            verdict, _, name = line.partition(" ")
+            if verdict == "try":
+                tried.append(name)
+            elif verdict == "ok":
+                ok.add(name)
+        if done.returncode == 0:
+            break
+        if not tried:
+            message = done.stderr.strip().splitlines()[-1:] or [f"exit status {done.returncode}"]
+            raise RuntimeError(f"{python} cannot run the import check: {message[0]}")
+        left = left[len(tried) :]  # the last one tried took the interpreter down
+    return ok
 
 
 def strip_file(strip: str, path: Path, backup: Path) -> None:
@@ -213,7 +230,11 @@ def main(venv: Path) -> int:
             check=True,
         ).stdout.strip()
     )
-    return strip_site(python, site, strip)
+    try:
+        return strip_site(python, site, strip)
+    except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
+        print(f"strip_symbols: error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

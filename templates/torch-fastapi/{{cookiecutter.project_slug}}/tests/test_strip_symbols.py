@@ -108,6 +108,20 @@ def test_a_strip_that_breaks_a_module_is_undone(site: Path, tmp_path: Path) -> N
     assert not list(site.rglob("*.unstripped"))
 
 
+def test_a_module_that_kills_the_interpreter_counts_as_failed_and_the_rest_go_on(
+    site: Path,
+) -> None:
+    (site / "crasher.py").write_text("import os\nos.abort()\n")
+    names = ["httptools.parser.parser", "crasher", "missing_module", "httptools.parser.url_parser"]
+    found = strip_symbols.importable(sys.executable, site, names)
+    assert found == {"httptools.parser.parser", "httptools.parser.url_parser"}
+
+
+def test_an_interpreter_that_cannot_run_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="cannot run the import check"):
+        strip_symbols.importable(str(shutil.which("false")), tmp_path, ["json"])
+
+
 def test_without_a_strip_program_the_venv_is_left_as_it_is(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
