@@ -273,7 +273,9 @@ def section_startup(
     """``compose up`` -> ``/ready`` (servegen test), then container start -> ``/ready``."""
     sec = "Start-up (demo model)"
     progress("startup: servegen test (compose up -> /ready, with the database and downloader)")
-    report = harness_adapter.servegen_test(project_dir, opts.base_image, opts.db_image)
+    report = harness_adapter.servegen_test(
+        project_dir, opts.base_image, opts.db_image, opts.proxy_image
+    )
     up_ready = harness_adapter.find_figure(report, "startup_seconds")
     up_only = harness_adapter.find_figure(report, "up_seconds")
     results.add(

@@ -36,6 +36,7 @@ def _options(project: Path, images: dict[str, str], wheels: Path, **extra: Any) 
         project_dir=project,
         base_image=images["python"],
         db_image=images["mysql"],
+        proxy_image=images["haproxy"],
         wheelhouse=str(wheels),
         ready_timeout=180.0,
         **extra,
@@ -310,6 +311,8 @@ def _cli_args(project: Path, images: dict[str, str], wheels: Path) -> list[str]:
         images["python"],
         "--db-image",
         images["mysql"],
+        "--proxy-image",
+        images["haproxy"],
         "--wheelhouse",
         str(wheels),
     )
