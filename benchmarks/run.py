@@ -30,7 +30,16 @@ from benchmarks import dockerutil, engine, generation, harness_adapter
 from benchmarks.report import Results, Row, Target
 from benchmarks.serving import LoadPlan
 
-SECTIONS = ("generation", "build", "startup", "serving", "limits", "formats", "image")
+SECTIONS = (
+    "generation",
+    "build",
+    "startup",
+    "serving",
+    "limits",
+    "replicas",
+    "formats",
+    "image",
+)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
