@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from container_helpers import render
 
 CFG_IN_IMAGE = "/usr/local/etc/haproxy/haproxy.cfg"
 
@@ -81,3 +82,17 @@ def test_proxy_limits_are_the_services(project: Path, variant: dict[str, Any]) -
     middleware = (package / "middleware.py").read_text(encoding="utf-8")
     rule = re.search(r'_VALID_ID = re\.compile\(r"(.+)"\)', middleware)
     assert rule and f"-m reg {rule[1]}" in cfg
+
+
+@pytest.mark.parametrize("api_port", ["8000", "8405"])
+def test_the_proxys_monitor_port_is_never_the_services(api_port: str, tmp_path: Path) -> None:
+    project = render({"api_port": api_port}, tmp_path)
+    cfg = (project / "proxy" / "haproxy.cfg").read_text(encoding="utf-8")
+    binds = re.findall(r"^\s+bind (\S+)$", cfg, re.MULTILINE)
+    assert binds[0] == f":{api_port}"
+    (monitor,) = binds[1:]
+    monitor_port = monitor.rsplit(":", 1)[1]
+    assert monitor.startswith("127.0.0.1:") and monitor_port != api_port
+    # The proxy's health check in compose.yaml asks that port.
+    compose = (project / "compose.yaml").read_text(encoding="utf-8")
+    assert f"/dev/tcp/127.0.0.1/{monitor_port}\n" in compose
