@@ -54,6 +54,11 @@ def parser() -> argparse.ArgumentParser:
         help="MySQL-protocol image for the prediction log (default: %(default)s)",
     )
     r.add_argument(
+        "--proxy-image",
+        default=os.environ.get("SERVEGEN_BENCH_PROXY_IMAGE", "haproxy:3.0"),
+        help="HAProxy image of the proxy in front of the replicas (default: %(default)s)",
+    )
+    r.add_argument(
         "--heavy-model-args",
         default="--heavy",
         help="arguments of scripts/make_demo_model.py for the heavier model (default: %(default)s)",
@@ -90,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         sections=args.only,
         base_image=args.base_image,
         db_image=args.db_image,
+        proxy_image=args.proxy_image,
         heavy_model_args=tuple(shlex.split(args.heavy_model_args)),
         keep_images=args.keep_images,
         image=args.image,

@@ -243,15 +243,22 @@ def start_app(
     network: str | None = None,
     timeout: float = 120.0,
     cpuset: str | None = None,
+    aliases: tuple[str, ...] = (),
 ) -> AppContainer:
     """Create the app container, then time ``start`` -> ``/ready`` answering 200.
 
     The clock starts just before the start call, after the container was created, so
     the figure is what an orchestrator sees when it (re)starts an existing container.
+    ``aliases`` are extra names of the container on ``network`` (as compose gives each
+    replica of a service the service's name).
     """
     kwargs: dict[str, Any] = {}
     if cpuset is not None:
         kwargs["cpuset_cpus"] = cpuset
+    if network is not None and aliases:
+        kwargs["networking_config"] = {
+            network: client.api.create_endpoint_config(aliases=list(aliases))
+        }
     container = client.containers.create(
         image,
         environment=env,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchmarks import dockerutil, harness_adapter, images, limits, serving, variants
+from benchmarks import dockerutil, harness_adapter, images, limits, replicas, serving, variants
 from benchmarks.report import Results, Row, Target
 from benchmarks.serving import ModelSpec, find_point
 from benchmarks.stats import median
@@ -63,12 +63,12 @@ def engine_sections(bench: EngineRun, project_dir: Path) -> None:
     """Run the build, start-up and serving sections that ``bench.opts`` asks for."""
     sections = bench.opts.sections
     built = _build_section(bench, project_dir)
-    if not ({"startup", "serving", "limits", "formats", "image"} & set(sections)):
+    if not ({"startup", "serving", "limits", "replicas", "formats", "image"} & set(sections)):
         return
     if "servegen" not in built:
         built["servegen"] = _build_for_serving(bench, project_dir)
     bench.model_dir.mkdir()
-    if {"startup", "serving", "limits"} & set(sections):
+    if {"startup", "serving", "limits", "replicas"} & set(sections):
         models = _make_models(bench, project_dir, built["servegen"])
         project = harness_adapter.project(project_dir)
         port = project.api_port
@@ -81,6 +81,10 @@ def engine_sections(bench: EngineRun, project_dir: Path) -> None:
             if "limits" in sections:
                 package = str(project.answers["package_name"])
                 limits.limits_section(bench, built["servegen"], package, port, base_env, models)
+            if "replicas" in sections:
+                replicas.replicas_section(
+                    bench, built["servegen"], project_dir, port, base_env, models
+                )
             dockerutil.cleanup(bench.client, bench.run_id)
     default = variants.measured(bench, project_dir, built["servegen"])
     if "formats" in sections:
@@ -273,7 +277,9 @@ def section_startup(
     """``compose up`` -> ``/ready`` (servegen test), then container start -> ``/ready``."""
     sec = "Start-up (demo model)"
     progress("startup: servegen test (compose up -> /ready, with the database and downloader)")
-    report = harness_adapter.servegen_test(project_dir, opts.base_image, opts.db_image)
+    report = harness_adapter.servegen_test(
+        project_dir, opts.base_image, opts.db_image, opts.proxy_image
+    )
     up_ready = harness_adapter.find_figure(report, "startup_seconds")
     up_only = harness_adapter.find_figure(report, "up_seconds")
     results.add(

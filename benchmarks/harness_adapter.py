@@ -151,7 +151,7 @@ def add_wheels(project_dir: Path, base_image: str, client: Any, requirements: li
 
 
 def servegen_test(
-    project_dir: Path, base_image: str, db_image: str, timeout: float = 900
+    project_dir: Path, base_image: str, db_image: str, proxy_image: str, timeout: float = 900
 ) -> dict[str, Any]:
     """Run ``servegen test`` on the project and return its JSON report.
 
@@ -161,7 +161,8 @@ def servegen_test(
     with tempfile.TemporaryDirectory(prefix="servegen-bench-report-") as tmp:
         report = Path(tmp) / "report.json"
         argv = [sys.executable, "-m", "generator", "test", str(project_dir)]
-        argv += ["--base-image", base_image, "--db-image", db_image, "--wheelhouse", "auto"]
+        argv += ["--base-image", base_image, "--db-image", db_image]
+        argv += ["--proxy-image", proxy_image, "--wheelhouse", "auto"]
         argv += ["--json", str(report)]
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))

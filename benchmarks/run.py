@@ -30,7 +30,16 @@ from benchmarks import dockerutil, engine, generation, harness_adapter
 from benchmarks.report import Results, Row, Target
 from benchmarks.serving import LoadPlan
 
-SECTIONS = ("generation", "build", "startup", "serving", "limits", "formats", "image")
+SECTIONS = (
+    "generation",
+    "build",
+    "startup",
+    "serving",
+    "limits",
+    "replicas",
+    "formats",
+    "image",
+)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -42,6 +51,7 @@ class RunOptions:
     sections: tuple[str, ...] = SECTIONS
     base_image: str = "python:3.11-slim"
     db_image: str = "mysql:8.4"
+    proxy_image: str = "haproxy:3.0"
     heavy_model_args: tuple[str, ...] = ("--heavy",)
     keep_images: bool = False
     image: str | None = None
@@ -163,6 +173,7 @@ def run(opts: RunOptions) -> Results:
     if needs_engine:
         results.machine["base image"] = opts.base_image
         results.machine["database image"] = opts.db_image
+        results.machine["proxy image"] = opts.proxy_image
     if "generation" in opts.sections:
         try:
             section_generation(results, opts)

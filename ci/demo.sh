@@ -67,6 +67,9 @@ fi
 if ! docker image inspect mysql:8.4 >/dev/null 2>&1; then
     args+=(--db-image servegen-ci/mysql:8.4)
 fi
+if ! docker image inspect haproxy:3.0 >/dev/null 2>&1; then
+    args+=(--proxy-image servegen-ci/haproxy:3.0)
+fi
 if [[ -n $WHEELHOUSE ]]; then
     args+=(--wheelhouse "$WHEELHOUSE")
 fi

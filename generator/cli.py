@@ -361,6 +361,10 @@ def test_cmd(
     db_image: Annotated[
         str | None, typer.Option(help="Run the database from this image (MYSQL_IMAGE).")
     ] = None,
+    proxy_image: Annotated[
+        str | None,
+        typer.Option(help="Run the reverse proxy from this image (PROXY_IMAGE)."),
+    ] = None,
     wheelhouse: Annotated[
         str | None,
         typer.Option(
@@ -406,6 +410,7 @@ def test_cmd(
             project_dir=project_dir,
             base_image=base_image,
             db_image=db_image,
+            proxy_image=proxy_image,
             wheelhouse=wheelhouse,
             keep=keep,
             json_path=json_path,

@@ -22,6 +22,7 @@ TEMPLATE_DIR = REPO_ROOT / "templates" / "torch-fastapi"
 #: through the same override options users have; the generated defaults stay official.
 STANDIN_PYTHON = os.environ.get("SERVEGEN_STANDIN_PYTHON", "servegen-ci/python:3.11-slim")
 STANDIN_MYSQL = os.environ.get("SERVEGEN_STANDIN_MYSQL", "servegen-ci/mysql:8.4")
+STANDIN_HAPROXY = os.environ.get("SERVEGEN_STANDIN_HAPROXY", "servegen-ci/haproxy:3.0")
 
 
 def _require_docker() -> bool:
@@ -65,11 +66,11 @@ def standin_images(docker_client: Any) -> dict[str, str]:
     import docker
 
     missing = []
-    for name in (STANDIN_PYTHON, STANDIN_MYSQL):
+    for name in (STANDIN_PYTHON, STANDIN_MYSQL, STANDIN_HAPROXY):
         try:
             docker_client.images.get(name)
         except docker.errors.ImageNotFound:
             missing.append(name)
     if missing:
         _unavailable(f"stand-in images missing: {', '.join(missing)} (run ci/setup-engine.sh)")
-    return {"python": STANDIN_PYTHON, "mysql": STANDIN_MYSQL}
+    return {"python": STANDIN_PYTHON, "mysql": STANDIN_MYSQL, "haproxy": STANDIN_HAPROXY}

@@ -20,6 +20,7 @@ EXPECTED_FILES = [
     "docs/containers.md",
     "docs/your-model.md",
     "examples/predict_request.json",
+    "proxy/haproxy.cfg",
     "pyproject.toml",
     "requirements-dev.txt",
     "requirements.txt",

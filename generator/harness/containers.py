@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from generator.errors import SmokeFailed
-from generator.harness.overlay import APP
+from generator.harness.overlay import APP, PROXY
 from generator.harness.report import LOG_TAIL_LINES
 
 _PROJECT = "com.docker.compose.project"
@@ -36,14 +36,26 @@ def service_container(client: Any, compose_name: str, service: str) -> Any | Non
     return None
 
 
+def front_container(client: Any, compose_name: str) -> tuple[str, Any | None]:
+    """Return the published service's name and container: the proxy, else the app.
+
+    A project's proxy listens on the app's port and holds the only published port; a
+    project generated before it had one publishes the app itself.
+    """
+    proxy = service_container(client, compose_name, PROXY)
+    if proxy is not None:
+        return PROXY, proxy
+    return APP, service_container(client, compose_name, APP)
+
+
 def published_port(client: Any, compose_name: str, api_port: int) -> int:
-    """Return the ephemeral host port the engine gave the app's ``api_port``."""
-    container = service_container(client, compose_name, APP)
+    """Return the host port the engine gave ``api_port`` of the proxy (or the app)."""
+    name, container = front_container(client, compose_name)
     if container is None:
-        raise SmokeFailed("the app container was not created")
+        raise SmokeFailed(f"the {name} container was not created")
     port = host_port(container, api_port)
     if port is None:
-        raise SmokeFailed(f"the app's port {api_port} is not published")
+        raise SmokeFailed(f"the {name}'s port {api_port} is not published")
     return port
 
 

@@ -43,6 +43,7 @@ class HarnessOptions:
     project_dir: Path
     base_image: str | None = None
     db_image: str | None = None
+    proxy_image: str | None = None
     wheelhouse: str | None = None  # a directory, or "auto"
     keep: bool = False
     json_path: Path | None = None
@@ -87,8 +88,8 @@ class RunContext:
     def compose_for_model(self, sha256: str, host_port: int | None = None) -> ComposeRun:
         """Return the compose calls that hand the downloader the demo model's checksum.
 
-        With ``host_port`` the app is published on that port of 127.0.0.1 rather than
-        on one the engine picks.
+        With ``host_port`` the stack's front (its proxy, or the app) is published on
+        that port of 127.0.0.1 rather than on one the engine picks.
         """
         env = {**self.compose.env, "MODEL_SHA256": sha256}
         if host_port is not None:
@@ -170,6 +171,8 @@ def _compose_env(
         compose_env["DOCKER_HOST"] = env.docker_host
     if options.db_image:
         compose_env["MYSQL_IMAGE"] = options.db_image
+    if options.proxy_image:
+        compose_env["PROXY_IMAGE"] = options.proxy_image
     if options.base_image:
         compose_env["BASE_IMAGE"] = options.base_image
     return compose_env

@@ -2,8 +2,9 @@
 
 The process is killed with SIGKILL as a crash would kill it (see :func:`kill_process`
 for why not with ``docker kill``), then the drill times the engine's restart and the
-app's way back to ``/ready`` 200 on the same published port, and sends one
-``/predict``.
+app's way back to ``/ready`` 200 on the same published port (the proxy's, when the
+project has one: it stays up and sends requests to the app again once the app's
+``/ready`` answers), and sends one ``/predict``.
 """
 
 from __future__ import annotations
@@ -35,7 +36,10 @@ def app_crash(ctx: RunContext, url: str, out: TextIO) -> dict[str, Any]:
         restarted = _wait_restarted(app, restarts, policy, killed + ctx.options.ready_timeout)
         ready = _wait_ready(url, killed + ctx.options.ready_timeout)
         port = engine(
-            "inspect the app container", lambda: containers.host_port(app, ctx.project.api_port)
+            "inspect the published container",
+            lambda: containers.published_port(
+                ctx.env.client, ctx.compose.name, ctx.project.api_port
+            ),
         )
         if port != urlsplit(url).port:
             raise SmokeFailed(f"the app came back on another port ({port}, was {url})")

@@ -5,11 +5,14 @@ Layered after the project's ``compose.yaml`` and ``compose.demo.yaml`` (whose
 its sha256, to the downloader: the real download-and-verify path runs) it
 - labels every service, network and volume with ``io.servegen.run=<run id>`` so clean-up
   can find whatever the run made, even after a crash;
-- publishes the app on 127.0.0.1 (``!override`` replaces the project's port list instead
-  of appending to it), on the port in the compose call's ``SERVEGEN_APP_PORT``
+- publishes the stack's front on 127.0.0.1: the ``proxy`` service in front of the app's
+  replicas, or the app itself in a project that has no proxy (``!override`` replaces
+  the project's port list instead of appending to it), on the port in the compose
+  call's ``SERVEGEN_APP_PORT``
   (:data:`HOST_PORT_REF`): empty, so the engine picks a free one, unless the run pins
   it (``--drills``: the engine gives an ephemeral port up again when the container
-  restarts, and the crash drill needs an address that outlives a restart);
+  restarts, and the crash drill needs an address that outlives a restart); the proxy
+  listens on the app's port, so the same container port is published either way;
 - passes the build arguments of ``--base-image`` and ``--wheelhouse``;
 - hands the demo model's sha256, which the harness learned from the built image, to
   every service that reads ``MODEL_SHA256`` (the downloader and the app): both check the
@@ -31,6 +34,8 @@ import yaml
 RUN_LABEL = "io.servegen.run"
 APP = "app"
 DOWNLOADER = "model-downloader"
+#: The reverse proxy in front of the app's replicas; it holds the published port.
+PROXY = "proxy"
 MODEL_SERVER = "model-server"
 #: A well-formed checksum for compose calls made before the real one is known (lint, build).
 PLACEHOLDER_SHA256 = "0" * 64
@@ -57,6 +62,8 @@ class OverlaySpec:
     model_env_services: tuple[str, ...] = (DOWNLOADER,)
     #: services that run the app's image (the app and the downloader): they get our tag
     app_image_services: tuple[str, ...] = (APP,)
+    #: the service published on the host: the proxy, or the app when there is none
+    front: str = APP
 
     @property
     def labels(self) -> dict[str, str]:
@@ -108,6 +115,7 @@ def spec_fields_from_model(model: dict[str, Any]) -> dict[str, Any]:
         if name == APP or (app_image and isinstance(svc, dict) and svc.get("image") == app_image)
     ]
     return {
+        "front": front_service(services),
         "app_image_services": tuple(same_image),
         "services": tuple(services),
         "networks": networks,
@@ -116,12 +124,18 @@ def spec_fields_from_model(model: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def front_service(services: dict[str, Any]) -> str:
+    """Return the service a project publishes: its proxy, or the app when it has none."""
+    return PROXY if PROXY in services else APP
+
+
 def build_overlay(spec: OverlaySpec) -> dict[str, Any]:
-    """Return the overlay as a plain mapping (with one :class:`Override` for the app's ports)."""
+    """Return the overlay as a plain mapping (with one :class:`Override` for the front's ports)."""
     services: dict[str, Any] = {name: {"labels": dict(spec.labels)} for name in spec.services}
     app = services.setdefault(APP, {"labels": dict(spec.labels)})
+    front = services.setdefault(spec.front, {"labels": dict(spec.labels)})
     # Empty host port = the engine picks a free one; 127.0.0.1 keeps it off the network.
-    app["ports"] = Override([f"127.0.0.1:{HOST_PORT_REF}:{spec.api_port}"])
+    front["ports"] = Override([f"127.0.0.1:{HOST_PORT_REF}:{spec.api_port}"])
     app["build"] = {"labels": dict(spec.labels)}
     if spec.build_args:
         app["build"]["args"] = dict(spec.build_args)

@@ -2,7 +2,9 @@
 
 The wait is the harness's own (not ``compose up --wait``) so it can measure start-up
 seconds from ``up`` to the first ``/ready`` 200, and stop at once when the app reports
-that it failed to start, exits, or crash-loops.
+that it failed to start, or when the app or the proxy in front of it exits or
+crash-loops. The polls go to the published port: through the proxy, when the project
+has one.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 from generator.errors import SmokeFailed
 from generator.harness import loopback
 from generator.harness.containers import service_container
-from generator.harness.overlay import APP
+from generator.harness.overlay import APP, PROXY
 
 #: Restarts after which the app counts as crash-looping rather than slow to start.
 CRASH_LOOP_RESTARTS = 3
@@ -62,7 +64,8 @@ def wait_ready(
                 error = failed_state(_status(base_url + "/ready")[1])
                 if error is not None:
                     raise SmokeFailed(f"the app failed to start: {error}")
-            _fail_if_app_stopped(client, compose_name)
+            for service in (APP, PROXY):
+                _fail_if_stopped(client, compose_name, service)
             if time.monotonic() > deadline:
                 said = f"last answer {status}" if status is not None else "no answer"
                 raise SmokeFailed(f"GET {path} not 200 within {timeout:.0f} s ({said})")
@@ -70,16 +73,16 @@ def wait_ready(
     return figures
 
 
-def _fail_if_app_stopped(client: Any, compose_name: str) -> None:
-    container = service_container(client, compose_name, APP)
+def _fail_if_stopped(client: Any, compose_name: str, service: str) -> None:
+    container = service_container(client, compose_name, service)
     if container is None:
         return
     container.reload()
     state = container.attrs.get("State", {})
     if state.get("Status") in ("exited", "dead"):
-        raise SmokeFailed(f"the app container stopped (exit code {state.get('ExitCode')})")
-    # The app restarts on failure (restart: unless-stopped): a crash loop never gets ready.
+        raise SmokeFailed(f"the {service} container stopped (exit code {state.get('ExitCode')})")
+    # Both restart on failure (restart: unless-stopped): a crash loop never gets ready.
     if int(container.attrs.get("RestartCount") or 0) >= CRASH_LOOP_RESTARTS:
         raise SmokeFailed(
-            f"the app container keeps crashing (restarted {CRASH_LOOP_RESTARTS} times)"
+            f"the {service} container keeps crashing (restarted {CRASH_LOOP_RESTARTS} times)"
         )

@@ -217,7 +217,8 @@ def _up(ctx: RunContext, compose: ComposeRun, started: float) -> dict[str, Any]:
     stack.up(compose, ctx.options.ready_timeout, _progress())
     up_seconds = round(time.monotonic() - started, 1)
     port = containers.published_port(ctx.env.client, compose.name, ctx.project.api_port)
-    return {"up_seconds": up_seconds, "url": f"http://127.0.0.1:{port}"}
+    front, _ = containers.front_container(ctx.env.client, compose.name)
+    return {"up_seconds": up_seconds, "url": f"http://127.0.0.1:{port}", "via": front}
 
 
 def _database(ctx: RunContext, request_id: str) -> dict[str, Any]:

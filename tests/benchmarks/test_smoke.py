@@ -20,7 +20,19 @@ import pytest
 from http_stub import StubServer
 
 from benchmarks import __main__ as cli
-from benchmarks import dockerutil, engine, generation, images, loadgen, report, serving, stats
+from benchmarks import (
+    dockerutil,
+    engine,
+    generation,
+    harness_adapter,
+    images,
+    loadgen,
+    replicas,
+    report,
+    serving,
+    stats,
+)
+from benchmarks.run import REPO_ROOT, SECTIONS, RunOptions, render_project
 
 
 @pytest.fixture
@@ -659,3 +671,70 @@ def test_fixed_rate_counts_the_wait_of_requests_a_slow_server_delays() -> None:
     assert result["unsent"] > 30
     assert result["p99_ms"] > 300  # far above the 50 ms a single answer takes
     assert result["shortfall"] > 0.5
+
+
+def test_replica_counts_and_sections() -> None:
+    assert replicas.replica_counts(quick=True) == (1, 2)
+    assert replicas.replica_counts(quick=False) == (1, 2, 4)
+    assert "replicas" in SECTIONS
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_replicas_section_runs_the_projects_proxy_in_front_of_replicas(
+    docker_client: object, standin_images: dict[str, str], tmp_path: Path
+) -> None:
+    """A short functional run (quick plan, tiny model): rows, and nothing left behind."""
+    import uuid
+
+    from benchmarks.engine import EngineRun
+    from generator.harness import wheelhouse
+    from generator.harness.project import load_project
+
+    wheels = Path(
+        os.environ.get("SERVEGEN_WHEELHOUSE_CACHE", str(REPO_ROOT / ".cache" / "wheelhouse"))
+    )
+    if not any(wheels.glob("*.whl")):
+        pytest.skip(f"no wheelhouse at {wheels} (the harness tests fill it)")
+    project_dir = render_project(tmp_path / "render")
+    wheelhouse.link_dir(load_project(project_dir), wheels)
+    run_id = "t" + uuid.uuid4().hex[:7]
+    opts = RunOptions(
+        quick=True,
+        sections=("replicas",),
+        base_image=standin_images["python"],
+        proxy_image=standin_images["haproxy"],
+    )
+    results = report.Results(command="test", started_utc="now")
+    bench = EngineRun(docker_client, results, opts, run_id, tmp_path / "work", lambda _: None)
+    image = bench.image_tag("servegen")
+    try:
+        harness_adapter.build(
+            harness_adapter.BuildTarget(
+                project_dir, image, f"sgbench-{run_id}-s", standin_images["python"]
+            )
+        )
+        bench.model_dir.mkdir(parents=True)
+        sha = dockerutil.make_model(docker_client, image, bench.model_dir, [], "model.safetensors")
+        tiny = serving.ModelSpec("tiny", "model.safetensors", sha, ())
+        port = harness_adapter.project(project_dir).api_port
+        with dockerutil.network(docker_client, bench.network, run_id):
+            replicas.replicas_section(
+                bench, image, project_dir, port, {"DB_ENABLED": "false"}, [tiny]
+            )
+        assert dockerutil.cleanup(docker_client, run_id) == []
+    finally:
+        dockerutil.cleanup(docker_client, run_id)
+        failed = dockerutil.remove_run_images(docker_client, run_id)
+    assert failed == []
+    assert results.failures == []
+    # The tiny model stands in for the heavier one: 2 replicas against 1, same proxy.
+    scaled = results.get("replicas.tiny_x2")
+    assert scaled is not None and scaled.value and scaled.baseline
+    for endpoint in ("predict", "health"):
+        cost = results.get(f"replicas.proxy_{endpoint}")
+        assert cost is not None and cost.value and cost.baseline, endpoint
+    endpoints = {p["endpoint"] for p in results.serving}
+    assert endpoints >= {"/predict via proxy", "/predict direct", "/health via proxy"}
+    assert all(p.get("failed", 0) == 0 and not p.get("error") for p in results.serving)
+    print(report.render_markdown(results))

@@ -2,7 +2,9 @@
 
 The MySQL stand-in must honour the official mysql image's interface (variables, their
 ``_FILE`` variants, ``mysqladmin ping``, first-run-only initialisation, clean SIGTERM);
-the Python stand-in must give Python 3.11 with a working ``python -m venv``. Every
+the Python stand-in must give Python 3.11 with a working ``python -m venv``; the HAProxy
+stand-in must read the official image's configuration path as its user, with its
+entrypoint. Every
 container and volume made here carries a label and is removed in ``finally`` blocks.
 """
 
@@ -13,6 +15,7 @@ import secrets
 import subprocess
 import tarfile
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -382,6 +385,83 @@ def test_mysql_standin_allows_empty_root_password_and_runs_initdb_scripts(
             assert cur.fetchall() == (("from-initdb",),)
     finally:
         conn.close()
+
+
+HAPROXY_CFG = """\
+global
+    log stdout format raw local0 info
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend hello
+    bind :8080
+    http-request return status 200 content-type text/plain string "hello from haproxy"
+"""
+
+
+def test_haproxy_standin_has_the_official_images_interface(
+    docker_client: Any, standin_images: dict[str, str]
+) -> None:
+    image = docker_client.images.get(standin_images["haproxy"])
+    config = image.attrs["Config"]
+    assert config["User"] == "haproxy"
+    assert config["Entrypoint"] == ["docker-entrypoint.sh"]
+    assert config["Cmd"] == ["haproxy", "-f", "/usr/local/etc/haproxy/haproxy.cfg"]
+    assert config["StopSignal"] == "SIGUSR1"
+    assert config["WorkingDir"] == "/var/lib/haproxy"
+
+
+def test_haproxy_standin_checks_and_serves_the_mounted_config(
+    standin_images: dict[str, str], run_container: Callable[..., Any], tmp_path: Path
+) -> None:
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text(HAPROXY_CFG, encoding="utf-8")
+    cfg.chmod(0o644)
+    mount = {str(cfg): {"bind": "/usr/local/etc/haproxy/haproxy.cfg", "mode": "ro"}}
+    hardening: dict[str, Any] = {
+        "read_only": True,
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges:true"],
+    }
+    # Options alone go to haproxy, as with the official entrypoint: `-c` checks the file.
+    check = run_container(
+        standin_images["haproxy"],
+        command=["-c", "-f", "/usr/local/etc/haproxy/haproxy.cfg"],
+        volumes=mount,
+        **hardening,
+    )
+    assert check.wait(timeout=60)["StatusCode"] == 0, _logs(check)
+    assert "Configuration file is valid" in _logs(check)
+    whoami = run_container(standin_images["haproxy"], command=["id", "-u"])
+    assert whoami.wait(timeout=60)["StatusCode"] == 0
+    assert _logs(whoami).strip() == "99"
+
+    proxy = run_container(
+        standin_images["haproxy"],
+        volumes=mount,
+        ports={"8080/tcp": ("127.0.0.1", None)},
+        **hardening,
+    )
+    deadline = time.monotonic() + 30
+    body = b""
+    while time.monotonic() < deadline and not body:
+        proxy.reload()
+        assert proxy.status != "exited", _logs(proxy)
+        bindings = proxy.attrs["NetworkSettings"]["Ports"].get("8080/tcp") or []
+        if bindings:
+            port = int(bindings[0]["HostPort"])
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as answer:
+                    body = answer.read()
+            except OSError:
+                time.sleep(0.3)
+    assert body == b"hello from haproxy", _logs(proxy)
+    # SIGUSR1 (the image's stop signal) ends it cleanly, well within the stop timeout.
+    proxy.stop(timeout=20)
+    proxy.reload()
+    assert proxy.attrs["State"]["ExitCode"] == 0, _logs(proxy)
 
 
 def test_setup_engine_is_quick_and_idempotent_when_done(

@@ -138,7 +138,7 @@ def test_compose_config_resolves(project: Path, variant: dict[str, Any]) -> None
     port = variant.get("api_port", "8000")
     config = compose_config(project)
     services = config["services"]
-    assert set(services) == {"db", "model-downloader", "app"}
+    assert set(services) == {"db", "model-downloader", "app", "proxy"}
 
     db = services["db"]
     assert db["image"] == "mysql:8.4"
@@ -167,11 +167,26 @@ def test_compose_config_resolves(project: Path, variant: dict[str, Any]) -> None
     assert probe == ["CMD", "python", "-m", f"{package}.healthcheck", "--ready"], (
         "compose gates on readiness (model loaded), not liveness"
     )
-    (published,) = app["ports"]
+    # Replicas (--scale app=N) must not clash: no host port, no fixed container name.
+    assert "ports" not in app and "container_name" not in app
+    assert app["restart"] == "unless-stopped"
+
+    proxy = services["proxy"]
+    assert proxy["image"] == "haproxy:3.0"
+    (published,) = proxy["ports"]
     assert published["host_ip"] == "127.0.0.1"
     assert (str(published["published"]), str(published["target"])) == (port, port)
-    assert app["restart"] == "unless-stopped"
-    for service in (app, dl):
+    assert proxy["depends_on"]["app"]["condition"] == "service_healthy"
+    assert proxy["user"] == "haproxy"
+    # Healthy only once the proxy has a ready replica, so `up --wait` means "answers".
+    assert proxy["healthcheck"]["test"][:3] == ["CMD", "bash", "-c"]
+    assert "/healthz" in proxy["healthcheck"]["test"][3]
+    assert proxy["restart"] == "unless-stopped"
+    assert [(v["type"], v["target"], v["read_only"]) for v in proxy["volumes"]] == [
+        ("bind", "/usr/local/etc/haproxy/haproxy.cfg", True)
+    ]
+    assert Path(proxy["volumes"][0]["source"]) == project / "proxy" / "haproxy.cfg"
+    for service in (app, dl, proxy):
         assert service["read_only"] is True
         assert "no-new-privileges:true" in service["security_opt"]
         assert service["cap_drop"] == ["ALL"]
@@ -201,6 +216,7 @@ def test_compose_overrides_come_from_the_environment(project: Path) -> None:
         project,
         APP_IMAGE="registry.example/app:1",
         MYSQL_IMAGE="registry.example/mysql:8.4",
+        PROXY_IMAGE="registry.example/haproxy:3.0",
         APP_PORT="18123",
         BASE_IMAGE="registry.example/python:slim",
         BUILD_PIP_NO_INDEX="1",
@@ -210,7 +226,8 @@ def test_compose_overrides_come_from_the_environment(project: Path) -> None:
     assert services["app"]["image"] == services["model-downloader"]["image"]
     assert services["app"]["image"] == "registry.example/app:1"
     assert services["db"]["image"] == "registry.example/mysql:8.4"
-    assert str(services["app"]["ports"][0]["published"]) == "18123"
+    assert services["proxy"]["image"] == "registry.example/haproxy:3.0"
+    assert str(services["proxy"]["ports"][0]["published"]) == "18123"
     args = services["app"]["build"]["args"]
     assert args["BASE_IMAGE"] == "registry.example/python:slim"
     assert args["PIP_NO_INDEX"] == "1"
@@ -239,7 +256,14 @@ def test_no_password_in_compose_or_env_example(project: Path) -> None:
 def test_env_example_documents_every_compose_variable(project: Path) -> None:
     compose = (project / "compose.yaml").read_text(encoding="utf-8")
     used = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", compose))
-    assert used >= {"MODEL_URL", "MODEL_SHA256", "APP_PORT", "MYSQL_IMAGE", "APP_IMAGE"}
+    assert used >= {
+        "MODEL_URL",
+        "MODEL_SHA256",
+        "APP_PORT",
+        "MYSQL_IMAGE",
+        "PROXY_IMAGE",
+        "APP_IMAGE",
+    }
     example = (project / ".env.example").read_text(encoding="utf-8")
     documented = set(re.findall(r"(?m)^#?\s?([A-Z_][A-Z0-9_]*)=", example))
     assert used <= documented, f"not in .env.example: {sorted(used - documented)}"

@@ -160,6 +160,7 @@ def built(
         APP_IMAGE=tag,
         BASE_IMAGE=standin_images["python"],
         MYSQL_IMAGE=standin_images["mysql"],
+        PROXY_IMAGE=standin_images["haproxy"],
         BUILD_PIP_NO_INDEX="1",
     )
     try:

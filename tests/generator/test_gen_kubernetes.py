@@ -611,9 +611,15 @@ def test_images_are_changed_with_kustomize_images(
 
 def test_port_is_the_services_and_composes(project: Path) -> None:
     port = int(recorded(project)["api_port"])
-    app = compose(project)["services"]["app"]
+    services = compose(project)["services"]
+    app = services["app"]
     assert int(app["environment"]["PORT"]) == port
-    assert [int(p.rsplit(":", 1)[1]) for p in app["ports"]] == [port]
+    # compose publishes the proxy, which listens on the same port and sends to the app's.
+    assert "ports" not in app
+    assert [int(p.rsplit(":", 1)[1]) for p in services["proxy"]["ports"]] == [port]
+    haproxy = (project / "proxy" / "haproxy.cfg").read_text("utf-8")
+    assert re.search(rf"^    bind :{port}$", haproxy, re.MULTILINE)
+    assert re.search(rf"^    server-template app \d+ app:{port} ", haproxy, re.MULTILINE)
     assert re.search(rf"^EXPOSE {port}$", (project / "Dockerfile").read_text("utf-8"), re.MULTILINE)
     container = named(service_spec(project)["containers"])["app"]
     assert container["ports"] == [{"name": "http", "containerPort": port, "protocol": "TCP"}]
@@ -690,8 +696,10 @@ def test_variables_are_settings_or_the_downloaders(project: Path) -> None:
 def test_user_is_the_images(project: Path) -> None:
     args = dockerfile_args(project)
     assert int(args["APP_UID"]) == int(args["APP_GID"]) == IMAGE_USER
-    for name, service in compose(project)["services"].items():
-        if "user" in service:
+    services = compose(project)["services"]
+    for name, service in services.items():
+        # The proxy runs another image, as that image's own user.
+        if "user" in service and service.get("image") == services["app"]["image"]:
             assert service["user"] == f"{IMAGE_USER}:{IMAGE_USER}", name
     image = project_image(project)
     for workload, spec in pod_specs(all_docs(project)):

@@ -26,7 +26,11 @@ ENV = Environment(
 def test_names_files_and_variables_of_one_run(project_dir: Path) -> None:
     (project_dir / "secrets" / "db_password.txt").unlink()  # as in a fresh clone
     options = HarnessOptions(
-        project_dir, base_image="local/python:3.11", db_image="local/mysql", wheelhouse="auto"
+        project_dir,
+        base_image="local/python:3.11",
+        db_image="local/mysql",
+        proxy_image="local/haproxy",
+        wheelhouse="auto",
     )
     ctx = create_context(options, load_project(project_dir), ENV, "sgtest-0000beef")
     try:
@@ -42,6 +46,7 @@ def test_names_files_and_variables_of_one_run(project_dir: Path) -> None:
             "local/mysql",
             "local/python:3.11",
         )
+        assert env["PROXY_IMAGE"] == "local/haproxy"
         assert env["MODEL_SHA256"] == PLACEHOLDER_SHA256
         assert env["DOCKER_HOST"] == "unix:///run/other.sock"
         assert ctx.overlay.build_args == {

@@ -36,6 +36,7 @@ def _options(project: Path, images: dict[str, str], wheels: Path, **extra: Any) 
         project_dir=project,
         base_image=images["python"],
         db_image=images["mysql"],
+        proxy_image=images["haproxy"],
         wheelhouse=str(wheels),
         ready_timeout=180.0,
         **extra,
@@ -158,8 +159,12 @@ def test_a_failed_drill_fails_the_run_with_the_containers_log(
     """An app without a restart policy stays down after a crash: exit 5, its log, no leftovers."""
     compose = project_dir / "compose.yaml"
     text = compose.read_text(encoding="utf-8")
-    assert text.count("restart: unless-stopped") == 2, "compose.yaml changed shape"
-    compose.write_text(text.replace("restart: unless-stopped", 'restart: "no"'), encoding="utf-8")
+    # The app's own policy only: the database and the proxy keep theirs.
+    head, app_and_rest = text.split("\n  app:\n")
+    app, rest = app_and_rest.split("\n  proxy:\n")
+    assert app.count("restart: unless-stopped") == 1, "compose.yaml changed shape"
+    app = app.replace("restart: unless-stopped", 'restart: "no"')
+    compose.write_text(f"{head}\n  app:\n{app}\n  proxy:\n{rest}", encoding="utf-8")
     json_path = tmp_path / "report.json"
     options = _options(project_dir, standin_images, wheelhouse, json_path=json_path, drills=True)
     code = run_harness(options)
@@ -310,6 +315,8 @@ def _cli_args(project: Path, images: dict[str, str], wheels: Path) -> list[str]:
         images["python"],
         "--db-image",
         images["mysql"],
+        "--proxy-image",
+        images["haproxy"],
         "--wheelhouse",
         str(wheels),
     )

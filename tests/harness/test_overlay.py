@@ -12,6 +12,7 @@ import yaml
 
 from generator.harness.overlay import (
     MODEL_SERVER,
+    PROXY,
     RUN_LABEL,
     OverlaySpec,
     build_overlay,
@@ -37,11 +38,12 @@ def _spec(**changes: Any) -> OverlaySpec:
         "run_id": "sgtest-1234abcd",
         "app_image": "sgtest-1234abcd-demo:smoke",
         "api_port": 8123,
-        "services": ("db", "model-downloader", "app", MODEL_SERVER),
+        "services": ("db", "model-downloader", "app", MODEL_SERVER, PROXY),
         "networks": ("default",),
         "volumes": ("db-data", "models"),
         "model_env_services": ("model-downloader", "app"),
         "app_image_services": ("model-downloader", "app", MODEL_SERVER),
+        "front": PROXY,
     }
     fields.update(changes)
     return OverlaySpec(**fields)
@@ -56,20 +58,27 @@ def _parsed(spec: OverlaySpec) -> dict[str, Any]:
 def test_every_service_network_volume_and_the_build_carry_the_run_label() -> None:
     overlay = _parsed(_spec())
     label = {RUN_LABEL: "sgtest-1234abcd"}
-    for name in ("db", "model-downloader", "app", MODEL_SERVER):
+    for name in ("db", "model-downloader", "app", MODEL_SERVER, PROXY):
         assert overlay["services"][name]["labels"] == label, name
     assert overlay["networks"] == {"default": {"labels": label}}
     assert overlay["volumes"] == {"db-data": {"labels": label}, "models": {"labels": label}}
     assert overlay["services"]["app"]["build"]["labels"] == label
 
 
-def test_app_port_replaces_the_projects_with_a_loopback_port_the_run_may_pin() -> None:
+def test_proxy_port_replaces_the_projects_with_a_loopback_port_the_run_may_pin() -> None:
     text = dump_overlay(build_overlay(_spec()))
     assert "ports: !override" in text
+    services = _parsed(_spec())["services"]
     # Compose fills the host port in from SERVEGEN_APP_PORT; empty lets the engine pick.
-    assert _parsed(_spec())["services"]["app"]["ports"] == {
-        "!override": ["127.0.0.1:${SERVEGEN_APP_PORT:-}:8123"]
-    }
+    assert services[PROXY]["ports"] == {"!override": ["127.0.0.1:${SERVEGEN_APP_PORT:-}:8123"]}
+    # The app's replicas publish nothing: they are reached through the proxy.
+    assert "ports" not in services["app"]
+
+
+def test_a_project_without_a_proxy_gets_its_app_published() -> None:
+    services = _parsed(_spec(services=("db", "app"), front="app"))["services"]
+    assert services["app"]["ports"] == {"!override": ["127.0.0.1:${SERVEGEN_APP_PORT:-}:8123"]}
+    assert PROXY not in services
 
 
 def test_the_downloader_and_the_app_get_the_demo_models_sha() -> None:
@@ -109,6 +118,8 @@ def test_spec_fields_come_from_the_compose_model() -> None:
         "volumes": {"db-data": {}, "models": {}},
     }
     fields = spec_fields_from_model(model)
+    assert fields["front"] == "app"  # no proxy: the app is published
+    assert spec_fields_from_model({"services": {"app": {}, PROXY: {}}})["front"] == PROXY
     assert fields["services"] == ("db", "model-downloader", "app")
     assert fields["networks"] == ("backend", "default")
     assert fields["volumes"] == ("db-data", "models")
@@ -150,7 +161,8 @@ def _merged(
 
 
 def _ports(model: dict[str, Any]) -> list[tuple[str, str, int]]:
-    ports = model["services"]["app"]["ports"]
+    assert "ports" not in model["services"]["app"]
+    ports = model["services"][PROXY]["ports"]
     return [(p["host_ip"], p.get("published", ""), p["target"]) for p in ports]
 
 
@@ -166,7 +178,7 @@ def test_compose_merges_the_overlay_into_a_rendered_project(
     assert _ports(pinned) == [("127.0.0.1", "41234", 8000)]  # as --drills pins it
     assert app["image"] == "sgtest-1234abcd-demo:smoke"
     assert model["services"]["model-downloader"]["image"] == app["image"]
-    for name in ("db", "model-downloader", "app", MODEL_SERVER):
+    for name in ("db", "model-downloader", "app", MODEL_SERVER, PROXY):
         assert model["services"][name]["labels"][RUN_LABEL] == "sgtest-1234abcd"
     for volume in model["volumes"].values():
         assert volume["labels"][RUN_LABEL] == "sgtest-1234abcd"
