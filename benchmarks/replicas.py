@@ -7,11 +7,13 @@ HAProxy container (``--proxy-image``) in front, the only one published on 127.0.
 
 - **heavier model at 1, 2 and 4 replicas**: ``/predict`` throughput and p99 at 32
   clients through the proxy (batching on, prediction log on); the baseline is one
-  replica through the same proxy. Every replica and the proxy get the server's CPUs
-  (the serving section's placement), so on a small machine the figure says what
-  replicas cost or gain on the same cores, not on more of them.
+  replica through the same proxy. First every replica and the proxy get the server's
+  CPUs (the serving section's placement), which says what replicas cost or gain on the
+  same cores; then, where the run pins, 1 and 2 replicas with every CPU shared by all
+  (replicas, proxy, database, load generator): what this machine gives.
 - **the proxy's cost**: the tiny model with one replica, ``/predict`` and ``/health``
-  through the proxy against the same container's own published port, alternating.
+  through the proxy against the same container's own published port, alternating;
+  and the serving section's tiny-model target with both sides through the proxy.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from benchmarks import dockerutil, serving
 from benchmarks.harness_adapter import loopback
-from benchmarks.report import Row
+from benchmarks.report import Row, Target
 from benchmarks.serving import ModelSpec
 
 if TYPE_CHECKING:
@@ -53,7 +55,7 @@ class Stack:
 
 
 def start_proxy(
-    bench: EngineRun, cfg: Path, port: int, *, timeout: float = 60.0
+    bench: EngineRun, cfg: Path, port: int, *, cpuset: str | None, timeout: float = 60.0
 ) -> tuple[Any, int]:
     """Start the proxy with the project's config; return it and its loopback port.
 
@@ -70,7 +72,7 @@ def start_proxy(
         cap_drop=["ALL"],
         security_opt=["no-new-privileges:true"],
         detach=True,
-        **({"cpuset_cpus": bench.opts.plan.server_cpuset} if bench.opts.plan.server_cpuset else {}),
+        **({"cpuset_cpus": cpuset} if cpuset else {}),
     )
     try:
         deadline = time.monotonic() + timeout
@@ -103,8 +105,14 @@ def stack(
     env: dict[str, str],
     model: ModelSpec,
     replicas: int,
+    *,
+    pinned: bool = True,
 ) -> Iterator[Stack]:
-    """``replicas`` app containers serving ``model`` and the proxy; removed on exit."""
+    """``replicas`` app containers serving ``model`` and the proxy; removed on exit.
+
+    ``pinned``: on the server's CPUs (as the serving section), else on every CPU.
+    """
+    cpuset = bench.opts.plan.server_cpuset if pinned else None
     env = {
         **env,
         "MODEL_PATH": f"/models/{model.filename}",
@@ -124,11 +132,11 @@ def stack(
                     container_port=port,
                     run_id=bench.run_id,
                     network=bench.network,
-                    cpuset=bench.opts.plan.server_cpuset,
+                    cpuset=cpuset,
                     aliases=(SERVICE,),
                 )
             )
-        proxy, proxy_port = start_proxy(bench, cfg, port)
+        proxy, proxy_port = start_proxy(bench, cfg, port, cpuset=cpuset)
         info = json.loads(loopback.request(apps[0].url("/model"), timeout=5)[1])
         body = serving.predict_body([int(x) for x in info["input_shape"]])
         running = Stack(apps, proxy, proxy_port, body)
@@ -147,8 +155,13 @@ def stack(
             dockerutil.remove(app.container)
 
 
-def load(bench: EngineRun, url: str, body: bytes, labels: dict[str, Any]) -> dict[str, Any]:
-    """One closed-loop load point at 32 clients; recorded with the serving points."""
+def load(
+    bench: EngineRun, url: str, body: bytes, labels: dict[str, Any], *, pinned: bool = True
+) -> dict[str, Any]:
+    """One closed-loop load point at 32 clients; recorded with the serving points.
+
+    ``pinned``: the load generator on the client CPUs, else on every CPU.
+    """
     plan = bench.opts.plan
     point = serving.run_load(
         url,
@@ -159,7 +172,7 @@ def load(bench: EngineRun, url: str, body: bytes, labels: dict[str, Any]) -> dic
         duration=plan.duration,
         warmup=plan.warmup,
         timeout=plan.timeout,
-        cpus=set(plan.client_cpus) if plan.client_cpus else None,
+        cpus=set(plan.client_cpus) if plan.client_cpus and pinned else None,
     )
     point.update(labels)
     bench.results.serving.append(point)
@@ -201,40 +214,51 @@ def _scaling(
     models: list[ModelSpec],
 ) -> None:
     model = next((m for m in models if m.name == "heavy"), models[0])
-    points: dict[int, dict[str, Any]] = {}
-    for count in replica_counts(bench.opts.quick):
-        bench.progress(f"replicas: {model.name} model, {count} replica(s) behind the proxy")
-        with stack(bench, image, cfg, port, env, model, count) as running:
-            labels = {
-                "model": model.name,
-                "batching": f"on, {count} replica(s)",
-                "endpoint": "/predict via proxy",
-                "concurrency": 32,
-            }
-            points[count] = load(bench, running.url("/predict"), running.body, labels)
-    one = points.get(1, {})
-    for count, point in points.items():
-        if count == 1:
-            continue
-        bench.results.add(
-            Row(
-                f"replicas.{model.name}_x{count}",
-                SECTION,
-                f"{model.name} model, {count} replicas: /predict throughput",
-                "rps",
-                point.get("throughput_rps"),
-                one.get("throughput_rps"),
-                "1 replica, same proxy",
-                note=_latency(point, one),
-                error=point.get("error") or one.get("error"),
+    # Pinned: the replicas and the proxy share the server's CPU, as one container does in
+    # the serving section. Then, where the run pins, every CPU for everything (replicas,
+    # proxy, database and load generator): what this machine gives with more replicas.
+    series = [(True, replica_counts(bench.opts.quick))]
+    if bench.opts.plan.server_cpuset:
+        series.append((False, (1, 2)))
+    for pinned, counts in series:
+        where = f"CPU {bench.opts.plan.server_cpuset}" if pinned else "every CPU"
+        points: dict[int, dict[str, Any]] = {}
+        for count in counts:
+            bench.progress(f"replicas: {model.name} model, {count} replica(s) on {where}")
+            with stack(bench, image, cfg, port, env, model, count, pinned=pinned) as running:
+                labels = {
+                    "model": model.name,
+                    "batching": f"on, {count} replica(s) on {where}",
+                    "endpoint": "/predict via proxy",
+                    "concurrency": 32,
+                }
+                points[count] = load(
+                    bench, running.url("/predict"), running.body, labels, pinned=pinned
+                )
+        one = points.get(1, {})
+        for count, point in points.items():
+            if count == 1:
+                continue
+            bench.results.add(
+                Row(
+                    f"replicas.{model.name}_x{count}{'' if pinned else '_all_cpus'}",
+                    SECTION,
+                    f"{model.name} model, {count} replicas on {where}: /predict throughput",
+                    "rps",
+                    point.get("throughput_rps"),
+                    one.get("throughput_rps"),
+                    f"1 replica on {where}, same proxy",
+                    note=_latency(point, one),
+                    error=point.get("error") or one.get("error"),
+                )
             )
-        )
 
 
 def _proxy_cost(
     bench: EngineRun, image: str, cfg: Path, port: int, env: dict[str, str], tiny: ModelSpec
 ) -> None:
     bench.progress("replicas: the proxy's cost, tiny model, one replica")
+    medians: dict[str, dict[str, Any]] = {}
     with stack(bench, image, cfg, port, env, tiny, 1) as running:
         direct = running.apps[0]
         for endpoint, body in (("/predict", running.body), ("/health", b"")):
@@ -259,6 +283,7 @@ def _proxy_cost(
                 )
             via = serving.median_round(rounds["proxy"])
             own = serving.median_round(rounds["direct"])
+            medians[endpoint] = via
             bench.results.add(
                 Row(
                     f"replicas.proxy_{endpoint.strip('/')}",
@@ -272,6 +297,26 @@ def _proxy_cost(
                     error=via.get("error") or own.get("error"),
                 )
             )
+    _target_through_proxy(bench, medians)
+
+
+def _target_through_proxy(bench: EngineRun, medians: dict[str, dict[str, Any]]) -> None:
+    """The serving section's tiny-model target, both sides measured through the proxy."""
+    pred, floor = medians.get("/predict", {}), medians.get("/health", {})
+    bench.results.add(
+        Row(
+            "replicas.proxy_predict_vs_floor",
+            SECTION,
+            "tiny model, 1 replica, through the proxy: /predict throughput",
+            "rps",
+            pred.get("throughput_rps"),
+            floor.get("throughput_rps"),
+            "/health floor through the same proxy",
+            note=_latency(pred, floor),
+            target=Target("ratio", ">=", 0.65),
+            error=None if pred and floor else "load point missing",
+        )
+    )
 
 
 def _latency(point: dict[str, Any], baseline: dict[str, Any]) -> str:

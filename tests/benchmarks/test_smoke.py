@@ -731,9 +731,15 @@ def test_replicas_section_runs_the_projects_proxy_in_front_of_replicas(
     # The tiny model stands in for the heavier one: 2 replicas against 1, same proxy.
     scaled = results.get("replicas.tiny_x2")
     assert scaled is not None and scaled.value and scaled.baseline
+    if opts.plan.server_cpuset:  # then the same again with every CPU shared by all
+        spread = results.get("replicas.tiny_x2_all_cpus")
+        assert spread is not None and spread.value and spread.baseline
     for endpoint in ("predict", "health"):
         cost = results.get(f"replicas.proxy_{endpoint}")
         assert cost is not None and cost.value and cost.baseline, endpoint
+    # The serving target, both sides through the proxy.
+    target = results.get("replicas.proxy_predict_vs_floor")
+    assert target is not None and target.value and target.baseline and target.target
     endpoints = {p["endpoint"] for p in results.serving}
     assert endpoints >= {"/predict via proxy", "/predict direct", "/health via proxy"}
     assert all(p.get("failed", 0) == 0 and not p.get("error") for p in results.serving)
