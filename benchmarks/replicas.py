@@ -10,7 +10,8 @@ HAProxy container (``--proxy-image``) in front, the only one published on 127.0.
   replica through the same proxy. First every replica and the proxy get the server's
   CPUs (the serving section's placement), which says what replicas cost or gain on the
   same cores; then, where the run pins, 1 and 2 replicas with every CPU shared by all
-  (replicas, proxy, database, load generator): what this machine gives.
+  (replicas, proxy, database, load generator), each replica with ``TORCH_THREADS`` =
+  CPUs / replicas as the project's README advises: what this machine gives.
 - **the proxy's cost**: the tiny model with one replica, ``/predict`` and ``/health``
   through the proxy against the same container's own published port, alternating;
   and the serving section's tiny-model target with both sides through the proxy.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -113,6 +115,9 @@ def stack(
     ``pinned``: on the server's CPUs (as the serving section), else on every CPU.
     """
     cpuset = bench.opts.plan.server_cpuset if pinned else None
+    if not pinned:
+        # As the project's README says for replicas on one host: CPUs / replicas each.
+        env = {**env, "TORCH_THREADS": str(max(1, len(os.sched_getaffinity(0)) // replicas))}
     env = {
         **env,
         "MODEL_PATH": f"/models/{model.filename}",

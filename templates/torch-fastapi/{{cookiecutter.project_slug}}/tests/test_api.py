@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from {{ pkg }}.routes import DirectRoute, router
 from {{ pkg }}.settings import Settings
 
 from conftest import DEMO_NAME, PACKAGE, PROJECT_DIR, item, serve
@@ -312,3 +313,17 @@ def test_access_log_levels(
     }
     for key, level in expected.items():
         assert seen.get(key) == level, (key, seen)
+
+
+def test_every_route_is_direct_and_predict_is_matched_first() -> None:
+    paths = [route.path for route in router.routes]
+    assert paths[0] == "/predict"
+    assert all(isinstance(route, DirectRoute) for route in router.routes)
+
+
+def test_a_direct_route_refuses_an_endpoint_that_takes_more_than_the_request() -> None:
+    async def endpoint(request: object, limit: int) -> None:
+        """Would need FastAPI's parameter solving."""
+
+    with pytest.raises(TypeError, match=r"must take \(request\) only"):
+        DirectRoute("/x", endpoint)

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
 import logging
 import time
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from .batching import OverloadedError, StoppedError
@@ -30,7 +33,32 @@ from .schemas import ErrorResponse, HealthResponse, ModelResponse, ReadyResponse
 from .state import Runtime, ServiceState
 
 log = logging.getLogger(__name__)
-router = APIRouter()
+
+
+class DirectRoute(APIRoute):
+    """A route whose endpoint takes the request and returns its response itself.
+
+    FastAPI's usual handler first solves the endpoint's parameters and afterwards
+    validates and serializes what it returns; every endpoint here takes only the
+    ``Request`` and returns a ready ``Response``, so that work is skipped: about 20 us of
+    each request on one core (README: Throughput). The decorators' arguments still
+    describe each endpoint in the OpenAPI document.
+    """
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        params = list(inspect.signature(endpoint).parameters)
+        if params != ["request"]:
+            raise TypeError(f"{endpoint.__name__} must take (request) only, got {params}")
+        super().__init__(path, endpoint, **kwargs)
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """The endpoint itself: it takes the request and returns the response."""
+        handler: Callable[[Request], Coroutine[Any, Any, Response]] = self.endpoint
+        return handler
+
+
+#: Routes are matched in the order they are declared: /predict, the busiest, comes first.
+router = APIRouter(route_class=DirectRoute)
 
 
 def _runtime(request: Request) -> Runtime:
@@ -49,51 +77,11 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 }
 
 
-@router.get("/health", response_model=HealthResponse, responses={503: {"model": HealthResponse}})
-async def health(request: Request) -> JSONResponse:
-    """Liveness: 200 while starting or ready, 503 once the model failed to load."""
-    runtime = _runtime(request)
-    body = HealthResponse(
-        status="ok" if runtime.state is not ServiceState.FAILED else "failed",
-        state=runtime.state.value,
-        error=runtime.error,
-    )
-    code = 503 if runtime.state is ServiceState.FAILED else 200
-    return JSONResponse(body.model_dump(), status_code=code)
-
-
-@router.get("/ready", response_model=ReadyResponse, responses={503: {"model": ReadyResponse}})
-async def ready(request: Request) -> JSONResponse:
-    """Readiness: 200 only when the model is ready; the database state is reported."""
-    runtime = _runtime(request)
-    is_ready = runtime.state is ServiceState.READY
-    body = ReadyResponse(
-        ready=is_ready,
-        state=runtime.state.value,
-        db=runtime.db.state.value,
-        db_error=runtime.db.last_error,
-        error=runtime.error,
-    )
-    return JSONResponse(body.model_dump(), status_code=200 if is_ready else 503)
-
-
 def _require_ready(runtime: Runtime) -> ModelMeta:
     if runtime.state is not ServiceState.READY or runtime.meta is None:
         detail = f"the model is not ready (state: {runtime.state.value})"
         raise HTTPException(503, detail, headers={"Retry-After": "1"})
     return runtime.meta
-
-
-@router.get("/model", response_model=ModelResponse, responses={503: {"model": ErrorResponse}})
-async def model_info(request: Request) -> ModelResponse:
-    """Name, version, checksum, format, device, shapes and labels of the served model."""
-    runtime = _runtime(request)
-    meta = _require_ready(runtime)
-    return ModelResponse(
-        **meta.as_dict(),
-        max_items_per_request=runtime.settings.items_limit,
-        batching=runtime.settings.batching_enabled,
-    )
 
 
 @router.post(
@@ -210,6 +198,47 @@ def _log_row(
             outputs=stored,
         )
     )
+
+
+@router.get("/health", response_model=HealthResponse, responses={503: {"model": HealthResponse}})
+async def health(request: Request) -> JSONResponse:
+    """Liveness: 200 while starting or ready, 503 once the model failed to load."""
+    runtime = _runtime(request)
+    body = HealthResponse(
+        status="ok" if runtime.state is not ServiceState.FAILED else "failed",
+        state=runtime.state.value,
+        error=runtime.error,
+    )
+    code = 503 if runtime.state is ServiceState.FAILED else 200
+    return JSONResponse(body.model_dump(), status_code=code)
+
+
+@router.get("/ready", response_model=ReadyResponse, responses={503: {"model": ReadyResponse}})
+async def ready(request: Request) -> JSONResponse:
+    """Readiness: 200 only when the model is ready; the database state is reported."""
+    runtime = _runtime(request)
+    is_ready = runtime.state is ServiceState.READY
+    body = ReadyResponse(
+        ready=is_ready,
+        state=runtime.state.value,
+        db=runtime.db.state.value,
+        db_error=runtime.db.last_error,
+        error=runtime.error,
+    )
+    return JSONResponse(body.model_dump(), status_code=200 if is_ready else 503)
+
+
+@router.get("/model", response_model=ModelResponse, responses={503: {"model": ErrorResponse}})
+async def model_info(request: Request) -> JSONResponse:
+    """Name, version, checksum, format, device, shapes and labels of the served model."""
+    runtime = _runtime(request)
+    meta = _require_ready(runtime)
+    body = ModelResponse(
+        **meta.as_dict(),
+        max_items_per_request=runtime.settings.items_limit,
+        batching=runtime.settings.batching_enabled,
+    )
+    return JSONResponse(body.model_dump(mode="json"))
 
 
 @router.get("/metrics", include_in_schema=False)

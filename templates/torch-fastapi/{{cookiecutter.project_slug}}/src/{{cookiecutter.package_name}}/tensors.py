@@ -26,9 +26,14 @@ DTYPES: dict[str, torch.dtype] = {
 }
 
 
+#: The largest magnitude each floating dtype holds.
+_FLOAT_LIMITS: dict[str, float] = {
+    name: float(torch.finfo(dtype).max) for name, dtype in DTYPES.items() if dtype.is_floating_point
+}
+
+
 def to_tensor(values: list[Any], shape: tuple[int, ...], dtype: str) -> torch.Tensor:
     """Check one item (nested lists of numbers) and return it as a tensor of ``dtype``."""
-    expected = list(shape)
     if _has_bad_leaf(values):
         # torch would take ``true`` for 1.0 silently and refuse the rest opaquely.
         raise InputError("holds a value that is not a number")
@@ -37,21 +42,27 @@ def to_tensor(values: list[Any], shape: tuple[int, ...], dtype: str) -> torch.Te
         raw = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError, OverflowError):
         raise InputError(
-            f"must be nested lists of numbers of shape {expected}, all of the same length"
+            f"must be nested lists of numbers of shape {list(shape)}, all of the same length"
         ) from None
-    if list(raw.shape) != expected:
-        raise InputError(f"must have shape {expected}, got {list(raw.shape)}")
+    if raw.shape != tuple(shape):
+        raise InputError(f"must have shape {list(shape)}, got {list(raw.shape)}")
+    target = DTYPES[dtype]
+    limit = _FLOAT_LIMITS.get(dtype)
+    if limit is not None:
+        # One pass for the usual case: NaN, infinity and values too large for the dtype
+        # all fail "<= limit"; only then is it worked out which it was.
+        if not (np.abs(raw) <= limit).all():
+            if not np.isfinite(raw).all():
+                raise InputError("must not contain NaN or infinity")
+            raise InputError(f"holds a value out of range for {dtype}")
+        return torch.from_numpy(raw).to(target)
     if not np.isfinite(raw).all():
         raise InputError("must not contain NaN or infinity")
-    target = DTYPES[dtype]
-    if not target.is_floating_point:
-        if not (raw == np.round(raw)).all():
-            raise InputError(f"the model takes {dtype} inputs: every value must be whole")
-        info = torch.iinfo(target)
-        # max + 1 is a power of two, exact in float64; max itself may round up to it.
-        if (raw < info.min).any() or (raw >= float(info.max + 1)).any():
-            raise InputError(f"holds a value out of range for {dtype}")
-    elif (np.abs(raw) > torch.finfo(target).max).any():
+    if not (raw == np.round(raw)).all():
+        raise InputError(f"the model takes {dtype} inputs: every value must be whole")
+    info = torch.iinfo(target)
+    # max + 1 is a power of two, exact in float64; max itself may round up to it.
+    if (raw < info.min).any() or (raw >= float(info.max + 1)).any():
         raise InputError(f"holds a value out of range for {dtype}")
     return torch.from_numpy(raw).to(target)
 
