@@ -176,7 +176,8 @@ def test_compose_config_resolves(project: Path, variant: dict[str, Any]) -> None
     (published,) = proxy["ports"]
     assert published["host_ip"] == "127.0.0.1"
     assert (str(published["published"]), str(published["target"])) == (port, port)
-    assert proxy["depends_on"]["app"]["condition"] == "service_healthy"
+    # Not service_healthy: the proxy checks the replicas' /ready itself, every 2 s.
+    assert proxy["depends_on"]["app"]["condition"] == "service_started"
     assert proxy["user"] == "haproxy"
     # Healthy only once the proxy has a ready replica, so `up --wait` means "answers".
     assert proxy["healthcheck"]["test"][:3] == ["CMD", "bash", "-c"]
