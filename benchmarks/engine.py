@@ -58,6 +58,28 @@ class EngineRun:
         """The run's own tag for an image (removed at the end unless kept)."""
         return f"servegen-bench/{variant}:{self.run_id}"
 
+    def start_app(
+        self,
+        image: str,
+        env: dict[str, str],
+        port: int,
+        *,
+        cpuset: str | None = None,
+        aliases: tuple[str, ...] = (),
+    ) -> dockerutil.AppContainer:
+        """An app container of ``image`` on the run's network, ready, with the models."""
+        return dockerutil.start_app(
+            self.client,
+            image,
+            env=env,
+            model_dir=self.model_dir,
+            container_port=port,
+            run_id=self.run_id,
+            network=self.network,
+            cpuset=cpuset,
+            aliases=aliases,
+        )
+
 
 def engine_sections(bench: EngineRun, project_dir: Path) -> None:
     """Run the build, start-up and serving sections that ``bench.opts`` asks for."""
@@ -208,15 +230,7 @@ def _startup_section(
     env = {**base_env, "MODEL_PATH": f"/models/{tiny.filename}", "MODEL_SHA256": tiny.sha256}
 
     def start_once(image: str) -> float:
-        app = dockerutil.start_app(
-            bench.client,
-            image,
-            env=env,
-            model_dir=bench.model_dir,
-            container_port=port,
-            run_id=bench.run_id,
-            network=bench.network,
-        )
+        app = bench.start_app(image, env, port)
         dockerutil.remove(app.container)
         return app.start_to_ready
 

@@ -98,16 +98,7 @@ class _App:
     ) -> None:
         self.bench, self.model = bench, model
         env = {**env, "MODEL_PATH": f"/models/{model.filename}", "MODEL_SHA256": model.sha256}
-        self.app = dockerutil.start_app(
-            bench.client,
-            image,
-            env=env,
-            model_dir=bench.model_dir,
-            container_port=port,
-            run_id=bench.run_id,
-            network=bench.network,
-            cpuset=bench.opts.plan.server_cpuset,
-        )
+        self.app = bench.start_app(image, env, port, cpuset=bench.opts.plan.server_cpuset)
         info = json.loads(loopback.request(self.app.url("/model"), timeout=5)[1])
         self.shape = [int(x) for x in info["input_shape"]]
         self.body = serving.predict_body(self.shape)

@@ -128,19 +128,7 @@ def stack(
     proxy = None
     try:
         for _ in range(replicas):
-            apps.append(
-                dockerutil.start_app(
-                    bench.client,
-                    image,
-                    env=env,
-                    model_dir=bench.model_dir,
-                    container_port=port,
-                    run_id=bench.run_id,
-                    network=bench.network,
-                    cpuset=cpuset,
-                    aliases=(SERVICE,),
-                )
-            )
+            apps.append(bench.start_app(image, env, port, cpuset=cpuset, aliases=(SERVICE,)))
         proxy, proxy_port = start_proxy(bench, cfg, port, cpuset=cpuset)
         info = json.loads(loopback.request(apps[0].url("/model"), timeout=5)[1])
         body = serving.predict_body([int(x) for x in info["input_shape"]])
