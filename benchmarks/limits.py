@@ -222,6 +222,20 @@ def _heavy_vs_forward(
                 target=Target("ratio", ">=", 0.85) if size == largest else None,
             )
         )
+    _ceiling_rows(bench, served, floor, rates, mean_batch, multi["throughput_rps"], multi_batch)
+
+
+def _ceiling_rows(
+    bench: EngineRun,
+    served: float,
+    floor: float,
+    rates: dict[int, float],
+    mean_batch: int,
+    multi_rps: float,
+    multi_batch: float,
+) -> None:
+    """The one-core ceiling of one-item requests, and the multi-item load point."""
+    largest = max(rates)
     # One item per request pays the HTTP round trip (the /health floor) and the forward
     # pass's share on the same core, so it can at best reach 1 / (1/floor + 1/forward).
     ceiling = 1 / (1 / floor + 1 / rates[mean_batch])
@@ -246,7 +260,7 @@ def _heavy_vs_forward(
             f"heavy model: /predict items/s at 32 clients sending {MULTI_ITEMS} items per"
             f" request vs forward passes of {largest}",
             "rps",
-            multi["throughput_rps"] * MULTI_ITEMS,
+            multi_rps * MULTI_ITEMS,
             rates[largest],
             f"handler.run on {largest} items, same core, no HTTP",
             note=f"mean batch under load {multi_batch:.1f} items",

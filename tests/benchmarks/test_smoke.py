@@ -26,6 +26,7 @@ from benchmarks import (
     generation,
     harness_adapter,
     images,
+    limits,
     loadgen,
     replicas,
     report,
@@ -744,3 +745,19 @@ def test_replicas_section_runs_the_projects_proxy_in_front_of_replicas(
     assert endpoints >= {"/predict via proxy", "/predict direct", "/health via proxy"}
     assert all(p.get("failed", 0) == 0 and not p.get("error") for p in results.serving)
     print(report.render_markdown(results))
+
+
+def test_the_heavy_model_ceiling_is_the_floor_and_the_forward_pass_in_series() -> None:
+    from types import SimpleNamespace
+
+    results = report.Results(command="test", started_utc="now")
+    bench: Any = SimpleNamespace(results=results)
+    # 1 / (1/4,000 + 1/4,000) = 2,000 items/s at most; 1,500 served is 0.75x of it.
+    limits._ceiling_rows(bench, 1500.0, 4000.0, {15: 4000.0, 32: 8000.0}, 15, 250.0, 31.5)
+    ceiling = results.get("limits.heavy_vs_ceiling")
+    assert ceiling is not None and ceiling.baseline == pytest.approx(2000.0)
+    assert ceiling.ratio == pytest.approx(0.75)
+    assert "0.25x the forward rate at 32" in ceiling.note
+    multi = results.get("limits.heavy_multi_vs_forward")
+    assert multi is not None and multi.value == 250.0 * limits.MULTI_ITEMS
+    assert multi.baseline == 8000.0 and "31.5 items" in multi.note
