@@ -13,7 +13,10 @@ from typing import Any
 
 import pytest
 
-from {{ pkg }}.routes import DirectRoute, router
+from {{ pkg }}.routes import (
+    DirectRoute,
+    router,
+)
 from {{ pkg }}.settings import Settings
 
 from conftest import DEMO_NAME, PACKAGE, PROJECT_DIR, item, serve
