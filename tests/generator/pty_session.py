@@ -26,13 +26,9 @@ CTRL_C = "\x03"
 CTRL_D = "\x04"
 
 # A session leader without a controlling terminal acquires the first terminal it
-# opens: the child opens its own stdin's terminal, then becomes servegen. First it gives
-# SIGINT back its default action: a test run started in the background by a
-# non-interactive shell inherits SIGINT ignored, Python keeps an ignored SIGINT ignored,
-# and Ctrl-C would never reach servegen.
+# opens: the child opens its own stdin's terminal, then becomes servegen.
 _SHIM = (
-    "import os, signal, sys; os.close(os.open(os.ttyname(0), os.O_RDWR));"
-    " signal.signal(signal.SIGINT, signal.SIG_DFL);"
+    "import os, sys; os.close(os.open(os.ttyname(0), os.O_RDWR));"
     " os.execv(sys.executable, [sys.executable, '-m', 'generator', *sys.argv[1:]])"
 )
 
